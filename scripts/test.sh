@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# The project's test command: scripts/test.sh [extra args for cargo test]
+#
+# 1. installs the Tansu broker and the Python tools if missing (cached in .tools/),
+# 2. starts a Tansu broker on 127.0.0.1:PORT (PORT = $EVENTFOLD_BROKER_PORT, else
+#    19092; if that port is taken by something other than tansu, the next free
+#    one), or reuses a tansu broker already answering there, and stops it on exit
+#    if this script started it,
+# 3. exports EVENTFOLD_TEST_BROKERS=127.0.0.1:PORT and
+#    EVENTFOLD_TEST_PYTHON=<repo>/.tools/venv/bin/python for the tests,
+# 4. runs cargo fmt --check, cargo clippy -D warnings and cargo test --all-targets
+#    (all three, even if one fails) and exits non-zero if any of them failed.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+die() {
+    echo "test.sh: error: $*" >&2
+    exit 1
+}
+
+if ! command -v cargo >/dev/null 2>&1; then
+    cargo_bin="${CARGO_HOME:-${HOME:-/root}/.cargo}/bin"
+    [[ -x "$cargo_bin/cargo" ]] || die "cargo not found on PATH nor in $cargo_bin (install Rust with rustup)"
+    export PATH="$cargo_bin:$PATH"
+fi
+
+scripts/install-broker.sh
+scripts/install-python-tools.sh
+
+# Pick the port: reuse a tansu broker that already answers, start one on a free
+# port, skip ports taken by anything else.
+port="${EVENTFOLD_BROKER_PORT:-19092}"
+[[ "$port" =~ ^[0-9]+$ ]] || die "EVENTFOLD_BROKER_PORT must be a port number, got '$port'"
+started_port=""
+
+cleanup() {
+    if [[ -n "$started_port" ]]; then
+        scripts/broker.sh stop "$started_port" || true
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+found=""
+for _ in $(seq 1 20); do
+    rc=0
+    msg="$(scripts/broker.sh status "$port")" || rc=$?
+    case "$rc" in
+    0)
+        found=1 # a tansu broker (or one we cannot identify that speaks Kafka) answers: use it
+        break
+        ;;
+    3)
+        started_port="$port"
+        scripts/broker.sh start "$port"
+        found=1
+        break
+        ;;
+    4)
+        echo "test.sh: $msg; trying port $((port + 1))" >&2
+        port=$((port + 1))
+        ;;
+    *)
+        die "scripts/broker.sh status $port failed: $msg"
+        ;;
+    esac
+done
+[[ -n "$found" ]] || die "found no usable port for the broker (tried 20 ports up to $port)"
+
+export EVENTFOLD_TEST_BROKERS="127.0.0.1:$port"
+export EVENTFOLD_TEST_PYTHON="$ROOT/.tools/venv/bin/python"
+
+failed=()
+cargo fmt --all -- --check || failed+=("cargo fmt --all -- --check")
+cargo clippy --all-targets -- -D warnings || failed+=("cargo clippy --all-targets -- -D warnings")
+cargo test --all-targets "$@" || failed+=("cargo test --all-targets $*")
+
+if ((${#failed[@]})); then
+    printf 'test.sh: FAILED: %s\n' "${failed[@]}" >&2
+    exit 1
+fi

@@ -1,0 +1,189 @@
+//! What each subcommand does.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Cli, Command, ProduceArgs, QueryWhat};
+use crate::contracts::InteractionVersion;
+use crate::ingest::{EventGenerator, EventProducer};
+use crate::kafka::{ensure_topic, TopicSpec};
+use crate::registry::{RegistryClient, SchemaLog};
+use crate::settings::Settings;
+use crate::store::SqliteStore;
+use crate::worker::Worker;
+
+/// Runs the parsed command line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let settings = Settings::load(cli.config.as_deref())?;
+    crate::telemetry::init_logging(settings.log.format, &settings.log.filter);
+    let shutdown = crate::shutdown::on_signal();
+    match cli.command {
+        Command::Registry => run_registry(&settings, shutdown).await,
+        Command::Schema { topic } => register_contracts(&settings, &topic).await,
+        Command::Produce(args) => produce(&settings, &args).await,
+        Command::Work => run_worker(&settings, shutdown).await,
+        Command::Serve => run_query(&settings, shutdown).await,
+        Command::Query { what } => query(&settings, what).await,
+        Command::Demo(args) => super::demo::run(&settings, &args, shutdown).await,
+        Command::Config => {
+            print!("{}", toml::to_string_pretty(&settings)?);
+            Ok(())
+        }
+    }
+}
+
+/// Starts the registry on its configured address; returns once it serves.
+pub(super) async fn run_registry(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let log = SchemaLog::open(&settings.kafka, &settings.registry, shutdown.clone()).await?;
+    let listener = TcpListener::bind(settings.registry.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
+    tracing::info!(address = %settings.registry.listen, topic = %settings.registry.topic, "Schema registry serving.");
+    crate::http::serve(listener, crate::registry::router(log), shutdown).await?;
+    Ok(())
+}
+
+pub(super) async fn register_contracts(settings: &Settings, topic: &str) -> anyhow::Result<()> {
+    let subject = format!("{topic}-value");
+    let http = reqwest::Client::new();
+    for version in InteractionVersion::ALL {
+        let url = format!(
+            "{}/subjects/{subject}/versions",
+            settings.registry.url.trim_end_matches('/')
+        );
+        let response = http
+            .post(&url)
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": version.text() }))
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the schema registry at {url}"))?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        anyhow::ensure!(
+            status.is_success(),
+            "registering v{} under {subject} failed: {status} {body}",
+            version.number()
+        );
+        println!("{subject}: v{} registered: {body}", version.number());
+    }
+    Ok(())
+}
+
+pub(super) async fn ensure_interactions_topic(
+    settings: &Settings,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    ensure_topic(
+        &settings.kafka,
+        &TopicSpec {
+            name: &settings.worker.topic,
+            partitions,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> {
+    ensure_interactions_topic(settings, args.partitions).await?;
+    let producer = EventProducer::new(
+        &settings.kafka,
+        &settings.registry.url,
+        &settings.worker.topic,
+    )?;
+    let generator = EventGenerator::new(args.seed, args.users, args.items, now_ms());
+    let mut last: std::collections::BTreeMap<i32, i64> = Default::default();
+    let events: Vec<_> = generator.take(args.count as usize).collect();
+    for chunk in events.chunks(1000) {
+        let deliveries =
+            futures::future::try_join_all(chunk.iter().map(|e| producer.send(e))).await?;
+        for d in deliveries {
+            let entry = last.entry(d.partition).or_insert(d.offset);
+            *entry = (*entry).max(d.offset);
+        }
+    }
+    println!(
+        "{}",
+        serde_json::json!({ "produced": args.count, "topic": settings.worker.topic, "last_offsets": last })
+    );
+    Ok(())
+}
+
+pub(super) async fn build_worker(
+    settings: &Settings,
+    store: SqliteStore,
+) -> anyhow::Result<Worker> {
+    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    Ok(Worker::build(
+        &settings.kafka,
+        settings.worker.clone(),
+        registry,
+        Arc::new(store),
+    )
+    .await?)
+}
+
+async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&settings.store.path)?;
+    let worker = build_worker(settings, store).await?;
+    tracing::info!(topic = %settings.worker.topic, group = %settings.worker.group_id, "Worker folding.");
+    worker.run(shutdown).await;
+    Ok(())
+}
+
+pub(super) async fn run_query(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&settings.store.path)?;
+    let listener = TcpListener::bind(settings.query.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.query.listen))?;
+    tracing::info!(address = %settings.query.listen, "Query API serving.");
+    crate::http::serve(listener, crate::query::router(store), shutdown).await?;
+    Ok(())
+}
+
+async fn query(settings: &Settings, what: QueryWhat) -> anyhow::Result<()> {
+    let store = SqliteStore::open(&settings.store.path)?;
+    let out = match what {
+        QueryWhat::User { user_id } => {
+            let counts = store.user_event_counts(&user_id).await?;
+            let counts: std::collections::BTreeMap<&str, u64> =
+                counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
+            serde_json::json!({ "user_id": user_id, "event_counts": counts })
+        }
+        QueryWhat::Users => {
+            let all = store.all_user_event_counts().await?;
+            let all: std::collections::BTreeMap<&str, std::collections::BTreeMap<&str, u64>> = all
+                .iter()
+                .map(|(u, c)| {
+                    (
+                        u.as_str(),
+                        c.iter().map(|(k, v)| (k.as_str(), *v)).collect(),
+                    )
+                })
+                .collect();
+            serde_json::json!(all)
+        }
+        QueryWhat::Partitions => serde_json::json!(store.partitions().await?),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,75 @@
+//! `eventfold demo`: the registry, a worker, the query API and a steady stream of generated
+//! events in one process, against the configured broker, on the embedded store.
+
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+
+use super::commands::{
+    build_worker, ensure_interactions_topic, register_contracts, run_query, run_registry,
+};
+use super::DemoArgs;
+use crate::ingest::{EventGenerator, EventProducer};
+use crate::settings::Settings;
+use crate::store::SqliteStore;
+
+/// Runs the demo until Ctrl-C.
+pub async fn run(
+    settings: &Settings,
+    args: &DemoArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let registry = tokio::spawn({
+        let (settings, shutdown) = (settings.clone(), shutdown.clone());
+        async move { run_registry(&settings, shutdown).await }
+    });
+    wait_for_registry(&settings.registry.url).await?;
+    register_contracts(settings, &settings.worker.topic).await?;
+    ensure_interactions_topic(settings, 6).await?;
+    let worker = build_worker(settings, SqliteStore::open(&settings.store.path)?).await?;
+    let worker = tokio::spawn(worker.run(shutdown.clone()));
+    let query = tokio::spawn({
+        let (settings, shutdown) = (settings.clone(), shutdown.clone());
+        async move { run_query(&settings, shutdown).await }
+    });
+    println!(
+        "eventfold demo running: registry {} · query API http://{}/v1/freshness · Ctrl-C to stop",
+        settings.registry.url, settings.query.listen
+    );
+    let producer = EventProducer::new(
+        &settings.kafka,
+        &settings.registry.url,
+        &settings.worker.topic,
+    )?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let mut events = EventGenerator::new(now as u64, 200, 100, now);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    while !shutdown.is_cancelled() {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {
+                let batch: Vec<_> = events.by_ref().take(args.rate as usize).collect();
+                if let Err(error) = futures::future::try_join_all(batch.iter().map(|e| producer.send(e))).await {
+                    tracing::warn!(%error, "Demo events not produced.");
+                }
+            }
+        }
+    }
+    let _ = worker.await;
+    let _ = query.await?;
+    registry.await??;
+    Ok(())
+}
+
+async fn wait_for_registry(url: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    for _ in 0..100 {
+        if http.get(format!("{url}/subjects")).send().await.is_ok() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("the schema registry did not come up at {url}")
+}

@@ -1,0 +1,8 @@
+//! The query stage: reads the folded read models over HTTP (`eventfold serve`). Every answer
+//! carries how far the store has folded each partition, so freshness is data (invariant 6).
+
+mod api;
+mod config;
+
+pub use api::router;
+pub use config::QueryConfig;

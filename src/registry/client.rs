@@ -1,0 +1,165 @@
+//! An HTTP client for any Confluent-compatible schema registry, used by the stages after the
+//! registry. Schemas fetched by id are cached for good (an id's schema never changes);
+//! errors are never cached, so a registry that was briefly down is asked again.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use apache_avro::Schema;
+use serde::Deserialize;
+
+/// A registry request that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryClientError {
+    /// The registry does not know the schema id (40403).
+    #[error("schema id {id} is not registered in {url}")]
+    UnknownSchemaId {
+        /// The id.
+        id: u32,
+        /// The registry.
+        url: String,
+    },
+    /// The registry answered with an error.
+    #[error("schema registry {url} answered {status} (error_code {error_code}): {message}")]
+    Refused {
+        /// The registry.
+        url: String,
+        /// HTTP status.
+        status: u16,
+        /// Confluent error code.
+        error_code: u32,
+        /// Its message.
+        message: String,
+    },
+    /// The registry could not be reached, or its answer was not readable.
+    #[error("cannot reach schema registry {url}: {source}")]
+    Transport {
+        /// The registry.
+        url: String,
+        /// The HTTP client error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The registry returned a schema that does not parse.
+    #[error("schema id {id} from {url} is not valid Avro: {reason}")]
+    InvalidSchema {
+        /// The id.
+        id: u32,
+        /// The registry.
+        url: String,
+        /// The parse error.
+        reason: String,
+    },
+}
+
+impl RegistryClientError {
+    /// Worth retrying later (the registry was unreachable or failed internally).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            RegistryClientError::Transport { .. } => true,
+            RegistryClientError::Refused { status, .. } => *status >= 500,
+            _ => false,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct SchemaById {
+    schema: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ErrorBody {
+    error_code: u32,
+    message: String,
+}
+
+/// A registry client with a schema-by-id cache.
+#[derive(Clone)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    url: String,
+    cache: Arc<RwLock<HashMap<u32, Arc<Schema>>>>,
+}
+
+impl RegistryClient {
+    /// A client for the registry at `url` (e.g. `http://127.0.0.1:8081`).
+    pub fn new(url: impl Into<String>) -> Result<Self, RegistryClientError> {
+        let url = url.into().trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|source| RegistryClientError::Transport {
+                url: url.clone(),
+                source,
+            })?;
+        Ok(RegistryClient {
+            http,
+            url,
+            cache: Arc::default(),
+        })
+    }
+
+    /// The registry's base URL.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The writer schema with this id.
+    pub async fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, RegistryClientError> {
+        if let Some(schema) = self
+            .cache
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+        {
+            return Ok(schema.clone());
+        }
+        let transport = |source| RegistryClientError::Transport {
+            url: self.url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(format!("{}/schemas/ids/{id}", self.url))
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body: Option<ErrorBody> = response.json().await.ok();
+            return Err(match body {
+                Some(body) if body.error_code == 40403 => RegistryClientError::UnknownSchemaId {
+                    id,
+                    url: self.url.clone(),
+                },
+                Some(body) => RegistryClientError::Refused {
+                    url: self.url.clone(),
+                    status: status.as_u16(),
+                    error_code: body.error_code,
+                    message: body.message,
+                },
+                None => RegistryClientError::Refused {
+                    url: self.url.clone(),
+                    status: status.as_u16(),
+                    error_code: 0,
+                    message: "no Confluent error body".to_owned(),
+                },
+            });
+        }
+        let body: SchemaById = response.json().await.map_err(transport)?;
+        let schema =
+            Schema::parse_str(&body.schema).map_err(|e| RegistryClientError::InvalidSchema {
+                id,
+                url: self.url.clone(),
+                reason: e.to_string(),
+            })?;
+        let schema = Arc::new(schema);
+        self.cache
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, schema.clone());
+        Ok(schema)
+    }
+}

@@ -1,0 +1,173 @@
+//! Encoding events in the Confluent wire format (with `schema_registry_converter`, subject
+//! `<topic>-value`, TopicNameStrategy) and decoding them resolved from the writer schema
+//! (found by id) to the reader schema the consumer was built for.
+
+use std::sync::Arc;
+
+use apache_avro::reader::datum::GenericDatumReader;
+use apache_avro::types::Value;
+use apache_avro::Schema;
+use schema_registry_converter::async_impl::avro::AvroEncoder;
+use schema_registry_converter::async_impl::schema_registry::SrSettings;
+use schema_registry_converter::schema_registry_common::{
+    SchemaType, SubjectNameStrategy, SuppliedSchema,
+};
+
+use super::{RegistryClient, RegistryClientError};
+use crate::contracts::{parse_frame, Interaction, InteractionError, InteractionVersion, WireError};
+
+/// Why a Kafka value could not be decoded.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// Not Confluent-framed.
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    /// The writer schema could not be fetched.
+    #[error(transparent)]
+    Registry(#[from] RegistryClientError),
+    /// The datum does not decode with its writer schema, or does not resolve to the reader.
+    #[error("the Avro datum written with schema id {schema_id} does not decode to the reader schema: {reason}")]
+    Avro {
+        /// The writer schema id.
+        schema_id: u32,
+        /// apache-avro's error.
+        reason: String,
+    },
+    /// The decoded value is not an interaction.
+    #[error("schema id {schema_id}: {source}")]
+    Shape {
+        /// The writer schema id.
+        schema_id: u32,
+        /// What is wrong.
+        #[source]
+        source: InteractionError,
+    },
+}
+
+impl DecodeError {
+    /// Worth retrying (the registry was unreachable); every other error is the record's own.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DecodeError::Registry(e) if e.is_transient())
+    }
+
+    /// A short, bounded label for metrics and dead-letter headers.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DecodeError::Wire(WireError::Missing) => "missing_value",
+            DecodeError::Wire(WireError::Truncated { .. }) => "truncated",
+            DecodeError::Wire(WireError::WrongMagic { .. }) => "wrong_magic_byte",
+            DecodeError::Registry(RegistryClientError::UnknownSchemaId { .. }) => {
+                "unknown_schema_id"
+            }
+            DecodeError::Registry(_) => "registry_error",
+            DecodeError::Avro { .. } => "avro_decode",
+            DecodeError::Shape { .. } => "invalid_event",
+        }
+    }
+}
+
+/// Decodes interaction values with a fixed reader schema.
+#[derive(Clone)]
+pub struct InteractionDecoder {
+    client: RegistryClient,
+    reader: Arc<Schema>,
+}
+
+impl InteractionDecoder {
+    /// A decoder that resolves every event to `reader`.
+    pub fn new(client: RegistryClient, reader: Schema) -> Self {
+        InteractionDecoder {
+            client,
+            reader: Arc::new(reader),
+        }
+    }
+
+    /// The Avro value of a framed payload, resolved to the reader schema.
+    pub async fn decode_value(&self, payload: Option<&[u8]>) -> Result<(u32, Value), DecodeError> {
+        let (schema_id, mut datum) = parse_frame(payload)?;
+        let writer = self.client.schema_by_id(schema_id).await?;
+        let avro = |e: apache_avro::Error| DecodeError::Avro {
+            schema_id,
+            reason: e.to_string(),
+        };
+        let value = GenericDatumReader::builder(&writer)
+            .reader_schema(&self.reader)
+            .build()
+            .map_err(avro)?
+            .read_value(&mut datum)
+            .map_err(avro)?;
+        if !datum.is_empty() {
+            return Err(DecodeError::Avro {
+                schema_id,
+                reason: format!("{} bytes left over after the datum", datum.len()),
+            });
+        }
+        Ok((schema_id, value))
+    }
+
+    /// The interaction in a framed payload.
+    pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Interaction, DecodeError> {
+        let (schema_id, value) = self.decode_value(payload).await?;
+        Interaction::from_avro(value).map_err(|source| DecodeError::Shape { schema_id, source })
+    }
+}
+
+/// An event could not be encoded.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot encode the event for subject '{subject}': {reason}")]
+pub struct EncodeError {
+    subject: String,
+    reason: String,
+    retriable: bool,
+}
+
+impl EncodeError {
+    /// Worth retrying (the registry was unreachable).
+    pub fn is_transient(&self) -> bool {
+        self.retriable
+    }
+}
+
+/// Encodes interactions with the newest contract, registering it under `<topic>-value` if
+/// the registry does not have it yet (as Confluent's serializers do with auto-register).
+pub struct InteractionEncoder {
+    encoder: AvroEncoder,
+    strategy: SubjectNameStrategy,
+    subject: String,
+}
+
+impl InteractionEncoder {
+    /// An encoder for values of `topic`, against the registry at `registry_url`.
+    pub fn new(registry_url: &str, topic: &str) -> Self {
+        let supplied = SuppliedSchema::new(
+            None,
+            SchemaType::Avro,
+            InteractionVersion::LATEST.text().to_owned(),
+        );
+        InteractionEncoder {
+            encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
+            strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
+                topic.to_owned(),
+                false,
+                supplied,
+            ),
+            subject: format!("{topic}-value"),
+        }
+    }
+
+    /// The framed bytes of one event.
+    pub async fn encode(&self, event: &Interaction) -> Result<Vec<u8>, EncodeError> {
+        self.encoder
+            .encode_value(event.to_avro(), &self.strategy)
+            .await
+            .map_err(|e| {
+                let retriable = e.retriable;
+                self.encoder.remove_errors_from_cache();
+                EncodeError {
+                    subject: self.subject.clone(),
+                    reason: e.to_string(),
+                    retriable,
+                }
+            })
+    }
+}

@@ -1,0 +1,108 @@
+//! The effective configuration: built-in defaults < `eventfold.toml` (or `--config FILE`) <
+//! environment variables `EVENTFOLD__SECTION__KEY` (e.g. `EVENTFOLD__KAFKA__BOOTSTRAP_SERVERS`).
+//! Every invalid value is reported with its key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::kafka::KafkaConfig;
+use crate::query::QueryConfig;
+use crate::registry::RegistryConfig;
+use crate::store::StoreConfig;
+use crate::telemetry::LogFormat;
+use crate::worker::WorkerConfig;
+
+/// Logging settings (section `[log]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    /// `text` (local) or `json` (production).
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter, used when `RUST_LOG` is unset.
+    #[serde(default = "default_filter")]
+    pub filter: String,
+}
+
+fn default_filter() -> String {
+    "info,rdkafka=warn".to_owned()
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::default(),
+            filter: default_filter(),
+        }
+    }
+}
+
+/// Every section.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// `[kafka]`.
+    #[serde(default)]
+    pub kafka: KafkaConfig,
+    /// `[registry]`.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// `[worker]`.
+    #[serde(default)]
+    pub worker: WorkerConfig,
+    /// `[store]`.
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[query]`.
+    #[serde(default)]
+    pub query: QueryConfig,
+    /// `[log]`.
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+/// The configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// A file could not be read or a value has the wrong type.
+    #[error("invalid configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    /// Values that parse but make no sense.
+    #[error("invalid configuration:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+}
+
+impl Settings {
+    /// Loads defaults < `file` (required if given, else `eventfold.toml` if present) < env.
+    pub fn load(file: Option<&Path>) -> Result<Settings, SettingsError> {
+        let builder = config::Config::builder();
+        let builder = match file {
+            Some(path) => builder.add_source(config::File::from(path).required(true)),
+            None => builder.add_source(config::File::with_name("eventfold.toml").required(false)),
+        };
+        let settings: Settings = builder
+            .add_source(
+                config::Environment::with_prefix("EVENTFOLD")
+                    .prefix_separator("__")
+                    .separator("__")
+                    .try_parsing(true),
+            )
+            .build()?
+            .try_deserialize()?;
+        let problems = settings.problems();
+        if problems.is_empty() {
+            Ok(settings)
+        } else {
+            Err(SettingsError::Invalid(problems))
+        }
+    }
+
+    /// Every problem of every section.
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = self.kafka.problems();
+        problems.extend(self.registry.problems());
+        problems.extend(self.worker.problems());
+        problems
+    }
+}

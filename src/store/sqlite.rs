@@ -1,0 +1,317 @@
+//! The embedded read store on SQLite (WAL mode). Every call runs on the blocking pool; a
+//! worker's batches are applied in one transaction, each fenced on its partition's stored
+//! offset, with duplicate `event_id`s (within the configured horizon) counted once.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use crate::contracts::EventType;
+use crate::worker::{CommitOutcome, FoldBatch, FoldStore, FoldStoreError, PartitionProgress};
+
+/// A store operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite refused.
+    #[error("SQLite store {path}: {source}")]
+    Sqlite {
+        /// The database file.
+        path: String,
+        /// SQLite's error.
+        #[source]
+        source: rusqlite::Error,
+    },
+    /// The database folder could not be created.
+    #[error("cannot create the store folder for {path}: {source}")]
+    Folder {
+        /// The database file.
+        path: String,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The blocking task died.
+    #[error("store task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Progress and accounting of one partition (invariant 7: folded + duplicates +
+/// dead_lettered = read).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PartitionStatus {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// Last applied offset.
+    pub last_offset: i64,
+    /// Records read and accounted for.
+    pub read: u64,
+    /// Events folded into the projections.
+    pub folded: u64,
+    /// Events recognised as duplicates (same `event_id`), counted once.
+    pub duplicates: u64,
+    /// Records sent to the dead-letter topic.
+    pub dead_lettered: u64,
+}
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE IF NOT EXISTS partition_progress (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    read INTEGER NOT NULL DEFAULT 0,
+    folded INTEGER NOT NULL DEFAULT 0,
+    duplicates INTEGER NOT NULL DEFAULT 0,
+    dead_lettered INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (topic, partition)
+);
+CREATE TABLE IF NOT EXISTS seen_events (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    event_id TEXT NOT NULL,
+    offset INTEGER NOT NULL,
+    PRIMARY KEY (topic, partition, event_id)
+);
+CREATE INDEX IF NOT EXISTS seen_events_by_offset ON seen_events (topic, partition, offset);
+CREATE TABLE IF NOT EXISTS user_event_counts (
+    user_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (user_id, event_type)
+);
+"#];
+
+/// The SQLite read store.
+#[derive(Clone)]
+pub struct SqliteStore {
+    connection: Arc<Mutex<Connection>>,
+    path: String,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database and applies the migrations.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let label = path.display().to_string();
+        if let Some(folder) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(folder).map_err(|source| StoreError::Folder {
+                path: label.clone(),
+                source,
+            })?;
+        }
+        let sqlite = |source| StoreError::Sqlite {
+            path: label.clone(),
+            source,
+        };
+        let mut connection = Connection::open(path).map_err(sqlite)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(sqlite)?;
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(sqlite)?;
+        connection
+            .busy_timeout(std::time::Duration::from_secs(5))
+            .map_err(sqlite)?;
+        migrate(&mut connection).map_err(sqlite)?;
+        Ok(SqliteStore {
+            connection: Arc::new(Mutex::new(connection)),
+            path: label,
+        })
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let connection = self.connection.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut connection = connection.lock().unwrap_or_else(|e| e.into_inner());
+            f(&mut connection).map_err(|source| StoreError::Sqlite { path, source })
+        })
+        .await?
+    }
+
+    /// How often `user_id` did each event type.
+    pub async fn user_event_counts(
+        &self,
+        user_id: &str,
+    ) -> Result<BTreeMap<EventType, u64>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.with(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT event_type, count FROM user_event_counts WHERE user_id = ?1",
+            )?;
+            let rows = statement.query_map([user_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            let mut counts = BTreeMap::new();
+            for row in rows {
+                let (symbol, count) = row?;
+                let kind = EventType::from_symbol(&symbol).unwrap_or(EventType::Unknown);
+                *counts.entry(kind).or_insert(0) += count as u64;
+            }
+            Ok(counts)
+        })
+        .await
+    }
+
+    /// Every user's counts (user → type → count), for listings and tests.
+    pub async fn all_user_event_counts(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<EventType, u64>>, StoreError> {
+        self.with(|c| {
+            let mut statement =
+                c.prepare_cached("SELECT user_id, event_type, count FROM user_event_counts")?;
+            let rows = statement.query_map([], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, i64>(2)?,
+                ))
+            })?;
+            let mut all: BTreeMap<String, BTreeMap<EventType, u64>> = BTreeMap::new();
+            for row in rows {
+                let (user, symbol, count) = row?;
+                let kind = EventType::from_symbol(&symbol).unwrap_or(EventType::Unknown);
+                *all.entry(user).or_default().entry(kind).or_insert(0) += count as u64;
+            }
+            Ok(all)
+        })
+        .await
+    }
+
+    /// Every partition's progress and accounting.
+    pub async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered
+                 FROM partition_progress ORDER BY topic, partition",
+            )?;
+            let rows = statement.query_map([], |row| {
+                Ok(PartitionStatus {
+                    topic: row.get(0)?,
+                    partition: row.get(1)?,
+                    last_offset: row.get(2)?,
+                    read: row.get::<_, i64>(3)? as u64,
+                    folded: row.get::<_, i64>(4)? as u64,
+                    duplicates: row.get::<_, i64>(5)? as u64,
+                    dead_lettered: row.get::<_, i64>(6)? as u64,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    let tx = connection.transaction()?;
+    for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        tx.execute_batch(migration)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)?;
+    }
+    tx.commit()
+}
+
+fn stored_offset(
+    tx: &Transaction<'_>,
+    topic: &str,
+    partition: i32,
+) -> rusqlite::Result<Option<i64>> {
+    tx.query_row(
+        "SELECT last_offset FROM partition_progress WHERE topic = ?1 AND partition = ?2",
+        params![topic, partition],
+        |row| row.get(0),
+    )
+    .optional()
+}
+
+fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<CommitOutcome> {
+    let stored = stored_offset(tx, &batch.topic, batch.partition)?;
+    if stored != batch.previous_offset {
+        return Ok(CommitOutcome::Fenced {
+            stored: PartitionProgress {
+                last_offset: stored,
+            },
+        });
+    }
+    let mut remember = tx.prepare_cached(
+        "INSERT OR IGNORE INTO seen_events (topic, partition, event_id, offset) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut count = tx.prepare_cached(
+        "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, 1)
+         ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + 1",
+    )?;
+    let mut folded = 0i64;
+    for event in &batch.events {
+        let first = remember.execute(params![
+            batch.topic,
+            batch.partition,
+            event.event_id,
+            event.offset
+        ])? == 1;
+        if first {
+            count.execute(params![event.user_id, event.event_type.as_str()])?;
+            folded += 1;
+        }
+    }
+    let read = batch.records() as i64;
+    let duplicates = batch.events.len() as i64 - folded;
+    tx.execute(
+        "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (topic, partition) DO UPDATE SET
+           last_offset = excluded.last_offset,
+           read = read + excluded.read,
+           folded = folded + excluded.folded,
+           duplicates = duplicates + excluded.duplicates,
+           dead_lettered = dead_lettered + excluded.dead_lettered",
+        params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64],
+    )?;
+    tx.execute(
+        "DELETE FROM seen_events WHERE topic = ?1 AND partition = ?2 AND offset <= ?3",
+        params![
+            batch.topic,
+            batch.partition,
+            batch.last_offset - batch.dedup_horizon_events
+        ],
+    )?;
+    Ok(CommitOutcome::Applied)
+}
+
+#[async_trait::async_trait]
+impl FoldStore for SqliteStore {
+    async fn progress(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<PartitionProgress, FoldStoreError> {
+        let topic = topic.to_owned();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let last_offset = stored_offset(&tx, &topic, partition)?;
+            Ok(PartitionProgress { last_offset })
+        })
+        .await
+        .map_err(|e| FoldStoreError(Box::new(e)))
+    }
+
+    async fn commit(&self, batches: Vec<FoldBatch>) -> Result<Vec<CommitOutcome>, FoldStoreError> {
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let outcomes = batches
+                .iter()
+                .map(|batch| apply_batch(&tx, batch))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            Ok(outcomes)
+        })
+        .await
+        .map_err(|e| FoldStoreError(Box::new(e)))
+    }
+}

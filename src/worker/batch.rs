@@ -1,0 +1,120 @@
+//! Micro-batches: the events of one partition, in offset order, with the offset range they
+//! cover and what happened to each record. Pure data: no IO.
+
+use crate::contracts::EventType;
+
+/// What became of one record read from Kafka (invariant 7: these add up to what was read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// Decoded and folded (or found to be a duplicate by the store).
+    Decoded,
+    /// Sent to the dead-letter topic.
+    DeadLettered,
+}
+
+/// The part of a decoded event the projections need.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldedEvent {
+    /// Kafka offset.
+    pub offset: i64,
+    /// Idempotency key.
+    pub event_id: String,
+    /// Who.
+    pub user_id: String,
+    /// What.
+    pub event_type: EventType,
+    /// Event time (ms).
+    pub occurred_at: i64,
+}
+
+/// One partition's micro-batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoldBatch {
+    /// Topic.
+    pub topic: String,
+    /// Partition.
+    pub partition: i32,
+    /// The stored offset this batch continues from (the fence).
+    pub previous_offset: Option<i64>,
+    /// The last offset the batch covers (decoded or dead-lettered).
+    pub last_offset: i64,
+    /// The decoded events, in offset order.
+    pub events: Vec<FoldedEvent>,
+    /// Records of the range sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Keep `event_id`s of this many most recent offsets for duplicate detection.
+    pub dedup_horizon_events: i64,
+}
+
+impl FoldBatch {
+    /// Records the batch covers.
+    pub fn records(&self) -> u64 {
+        self.events.len() as u64 + self.dead_lettered
+    }
+}
+
+/// Accumulates one partition's records between two commits.
+#[derive(Debug, Clone)]
+pub struct BatchBuilder {
+    batch: FoldBatch,
+}
+
+impl BatchBuilder {
+    /// An empty batch continuing from `previous_offset`.
+    pub fn new(
+        topic: &str,
+        partition: i32,
+        previous_offset: Option<i64>,
+        dedup_horizon_events: i64,
+    ) -> Self {
+        BatchBuilder {
+            batch: FoldBatch {
+                topic: topic.to_owned(),
+                partition,
+                previous_offset,
+                last_offset: previous_offset.unwrap_or(-1),
+                events: Vec::new(),
+                dead_lettered: 0,
+                dedup_horizon_events,
+            },
+        }
+    }
+
+    /// The next offset this batch expects.
+    pub fn next_offset(&self) -> i64 {
+        self.batch.last_offset + 1
+    }
+
+    /// Adds a decoded event (its offset must be the next one).
+    pub fn push_event(&mut self, event: FoldedEvent) {
+        self.batch.last_offset = event.offset;
+        self.batch.events.push(event);
+    }
+
+    /// Adds a record that went to the dead-letter topic.
+    pub fn push_dead_letter(&mut self, offset: i64) {
+        self.batch.last_offset = offset;
+        self.batch.dead_lettered += 1;
+    }
+
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.batch.records() as usize
+    }
+
+    /// Holds no record.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the records held as a batch and starts an empty one after it.
+    pub fn take(&mut self) -> FoldBatch {
+        let next = BatchBuilder::new(
+            &self.batch.topic,
+            self.batch.partition,
+            Some(self.batch.last_offset),
+            self.batch.dedup_horizon_events,
+        );
+        std::mem::replace(self, next).batch
+    }
+}

@@ -1,0 +1,106 @@
+//! Settings of the worker stage (section `[worker]`).
+
+use serde::{Deserialize, Serialize};
+
+/// How `eventfold work` consumes and folds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkerConfig {
+    /// The topic of interaction events.
+    #[serde(default = "default_topic")]
+    pub topic: String,
+    /// The consumer group; every worker of one deployment shares it.
+    #[serde(default = "default_group_id")]
+    pub group_id: String,
+    /// Where records that cannot be decoded go, with headers saying why.
+    #[serde(default = "default_dead_letter_topic")]
+    pub dead_letter_topic: String,
+    /// The contract version this worker reads with (events of other versions are resolved to it).
+    #[serde(default = "default_reader_version")]
+    pub reader_version: u32,
+    /// A micro-batch is committed once it holds this many events…
+    #[serde(default = "default_batch_max_events")]
+    pub batch_max_events: usize,
+    /// …or once its oldest event waited this long.
+    #[serde(default = "default_batch_linger_ms")]
+    pub batch_linger_ms: u64,
+    /// How many of a partition's most recent offsets keep their `event_id`s for duplicate
+    /// detection. A retried event counts once if it lands within this many records of the
+    /// first copy in the same partition (the same user key gives the same partition).
+    #[serde(default = "default_dedup_horizon_events")]
+    pub dedup_horizon_events: i64,
+}
+
+fn default_topic() -> String {
+    "interactions".to_owned()
+}
+
+fn default_group_id() -> String {
+    "eventfold-workers".to_owned()
+}
+
+fn default_dead_letter_topic() -> String {
+    "interactions-dead-letter".to_owned()
+}
+
+const fn default_reader_version() -> u32 {
+    2
+}
+
+const fn default_batch_max_events() -> usize {
+    500
+}
+
+const fn default_batch_linger_ms() -> u64 {
+    100
+}
+
+const fn default_dedup_horizon_events() -> i64 {
+    1_000_000
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            topic: default_topic(),
+            group_id: default_group_id(),
+            dead_letter_topic: default_dead_letter_topic(),
+            reader_version: default_reader_version(),
+            batch_max_events: default_batch_max_events(),
+            batch_linger_ms: default_batch_linger_ms(),
+            dedup_horizon_events: default_dedup_horizon_events(),
+        }
+    }
+}
+
+impl WorkerConfig {
+    /// Problems with the values, all of them (empty = valid).
+    pub fn problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (key, value) in [
+            ("worker.topic", &self.topic),
+            ("worker.group_id", &self.group_id),
+            ("worker.dead_letter_topic", &self.dead_letter_topic),
+        ] {
+            if value.trim().is_empty() {
+                problems.push(format!("{key}: must not be empty"));
+            }
+        }
+        if self.topic == self.dead_letter_topic {
+            problems.push("worker.dead_letter_topic: must differ from worker.topic".to_owned());
+        }
+        if crate::contracts::InteractionVersion::from_number(self.reader_version).is_none() {
+            problems.push(format!(
+                "worker.reader_version: no contract version {} in schemas/interaction/",
+                self.reader_version
+            ));
+        }
+        if self.batch_max_events == 0 {
+            problems.push("worker.batch_max_events: must be at least 1".to_owned());
+        }
+        if self.dedup_horizon_events < 1 {
+            problems.push("worker.dedup_horizon_events: must be at least 1".to_owned());
+        }
+        problems
+    }
+}

@@ -1,0 +1,346 @@
+//! The fold loop: reads the assigned partitions, checks each record against its partition's
+//! stored progress (skipping redelivered offsets, seeking over gaps), decodes it to the
+//! reader schema, batches, and commits batches to the store; Kafka offsets are committed
+//! after the store, for monitoring only.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message};
+use rdkafka::producer::FutureProducer;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::context::WorkerContext;
+use super::dead_letter::{self, DeadLetter};
+use super::{BatchBuilder, CommitOutcome, FoldStore, FoldedEvent, WorkerConfig};
+use crate::contracts::{interaction_schema, InteractionVersion};
+use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
+use crate::registry::{DecodeError, InteractionDecoder, RegistryClient};
+use crate::telemetry::metrics as names;
+
+/// The worker could not start or had to stop.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    /// Bad settings (every problem listed).
+    #[error("invalid worker settings:\n  {}", .0.join("\n  "))]
+    Config(Vec<String>),
+    /// A Kafka client could not be created or subscribed.
+    #[error("cannot start the worker's Kafka clients: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    /// The dead-letter topic could not be created.
+    #[error(transparent)]
+    Topic(#[from] crate::kafka::TopicError),
+    /// The registry client could not be built.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryClientError),
+}
+
+/// A built worker, ready to run.
+pub struct Worker {
+    config: WorkerConfig,
+    consumer: StreamConsumer<WorkerContext>,
+    context: WorkerContext,
+    dead_letters: FutureProducer,
+    decoder: InteractionDecoder,
+    store: Arc<dyn FoldStore>,
+}
+
+struct Cursor {
+    batch: BatchBuilder,
+    sought: bool,
+}
+
+const RETRY_PAUSE: Duration = Duration::from_millis(500);
+
+impl Worker {
+    /// Checks the settings, creates the clients and subscribes.
+    pub async fn build(
+        kafka: &KafkaConfig,
+        config: WorkerConfig,
+        registry: RegistryClient,
+        store: Arc<dyn FoldStore>,
+    ) -> Result<Worker, WorkerError> {
+        let mut problems = kafka.problems();
+        problems.extend(config.problems());
+        if !problems.is_empty() {
+            return Err(WorkerError::Config(problems));
+        }
+        let reader = InteractionVersion::from_number(config.reader_version)
+            .ok_or_else(|| WorkerError::Config(vec!["worker.reader_version".into()]))?;
+        let reader =
+            interaction_schema(reader).map_err(|e| WorkerError::Config(vec![e.to_string()]))?;
+        ensure_topic(
+            kafka,
+            &TopicSpec {
+                name: &config.dead_letter_topic,
+                partitions: 1,
+                replication: 1,
+                configs: &[],
+            },
+        )
+        .await?;
+        let context = WorkerContext::default();
+        let consumer: StreamConsumer<WorkerContext> = kafka
+            .consumer(&config.group_id)
+            .create_with_context(context.clone())?;
+        consumer.subscribe(&[&config.topic])?;
+        let dead_letters: FutureProducer = kafka.producer().create()?;
+        Ok(Worker {
+            decoder: InteractionDecoder::new(registry, reader),
+            config,
+            consumer,
+            context,
+            dead_letters,
+            store,
+        })
+    }
+
+    /// Folds until `shutdown` fires, then commits what it holds and leaves the group.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut cursors: HashMap<i32, Cursor> = HashMap::new();
+        let mut generation = self.context.generation();
+        let mut pending = 0usize;
+        let linger = Duration::from_millis(self.config.batch_linger_ms);
+        let mut deadline: Option<Instant> = None;
+        loop {
+            let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
+                    self.flush(&mut cursors, &shutdown).await;
+                    pending = 0;
+                    deadline = None;
+                }
+                message = self.consumer.recv() => {
+                    let message = match message {
+                        Ok(message) => message,
+                        Err(error) => {
+                            tracing::warn!(%error, "Kafka read failed; retrying.");
+                            continue;
+                        }
+                    };
+                    if self.context.generation() != generation {
+                        self.flush(&mut cursors, &shutdown).await;
+                        cursors.clear();
+                        pending = 0;
+                        deadline = None;
+                        generation = self.context.generation();
+                    }
+                    if self.handle(&message, &mut cursors, &shutdown).await {
+                        pending += 1;
+                        deadline.get_or_insert_with(|| Instant::now() + linger);
+                    }
+                    if pending >= self.config.batch_max_events {
+                        self.flush(&mut cursors, &shutdown).await;
+                        pending = 0;
+                        deadline = None;
+                    }
+                }
+            }
+        }
+        self.flush(&mut cursors, &CancellationToken::new()).await;
+        self.consumer.unsubscribe();
+        tracing::info!("Worker stopped: batches committed, group left.");
+    }
+
+    /// Handles one record; returns whether it joined a batch.
+    async fn handle(
+        &self,
+        message: &BorrowedMessage<'_>,
+        cursors: &mut HashMap<i32, Cursor>,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let partition = message.partition();
+        let offset = message.offset();
+        if !cursors.contains_key(&partition) {
+            let Some(progress) = self
+                .with_retry(shutdown, || {
+                    self.store.progress(&self.config.topic, partition)
+                })
+                .await
+            else {
+                return false;
+            };
+            let builder = BatchBuilder::new(
+                &self.config.topic,
+                partition,
+                progress.last_offset,
+                self.config.dedup_horizon_events,
+            );
+            self.context.remember(partition, builder.next_offset());
+            cursors.insert(
+                partition,
+                Cursor {
+                    batch: builder,
+                    sought: false,
+                },
+            );
+        }
+        let Some(cursor) = cursors.get_mut(&partition) else {
+            return false;
+        };
+        let expected = cursor.batch.next_offset();
+        if offset < expected {
+            metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "already_applied")
+                .increment(1);
+            return false;
+        }
+        if offset > expected && !cursor.sought {
+            cursor.sought = true;
+            if let Err(error) = self.consumer.seek(
+                &self.config.topic,
+                partition,
+                Offset::Offset(expected),
+                Duration::from_secs(5),
+            ) {
+                tracing::warn!(partition, expected, %error, "Cannot seek to the stored offset.");
+            }
+            return false;
+        }
+        if offset > expected {
+            tracing::warn!(
+                partition,
+                expected,
+                offset,
+                "Offsets missing from the log (retention?); continuing after the gap."
+            );
+        }
+        cursor.sought = false;
+        let payload = message.payload();
+        let decoded = loop {
+            match self.decoder.decode(payload).await {
+                Err(error) if error.is_transient() => {
+                    tracing::warn!(partition, offset, %error, "Cannot decode yet; retrying.");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return false,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+                    }
+                }
+                other => break other,
+            }
+        };
+        match decoded {
+            Ok(event) => cursor.batch.push_event(FoldedEvent {
+                offset,
+                event_id: event.event_id,
+                user_id: event.user_id,
+                event_type: event.event_type,
+                occurred_at: event.occurred_at,
+            }),
+            Err(error) => {
+                if !self.dead_letter(message, &error, shutdown).await {
+                    return false;
+                }
+                cursor.batch.push_dead_letter(offset);
+            }
+        }
+        true
+    }
+
+    async fn dead_letter(
+        &self,
+        message: &BorrowedMessage<'_>,
+        error: &DecodeError,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        let letter = DeadLetter {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            payload: message.payload(),
+            reason: error.reason(),
+            error: error.to_string(),
+        };
+        tracing::warn!(partition = letter.partition, offset = letter.offset, reason = letter.reason, error = %letter.error, "Record dead-lettered.");
+        self.with_retry(shutdown, || {
+            dead_letter::send(&self.dead_letters, &self.config.dead_letter_topic, &letter)
+        })
+        .await
+        .is_some()
+    }
+
+    /// Retries `op` until it succeeds or shutdown fires (then `None`).
+    async fn with_retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+        &self,
+        shutdown: &CancellationToken,
+        mut op: impl FnMut() -> F,
+    ) -> Option<T> {
+        loop {
+            match op().await {
+                Ok(value) => return Some(value),
+                Err(error) => {
+                    tracing::warn!(%error, "Operation failed; retrying.");
+                    tokio::select! {
+                        _ = shutdown.cancelled() => return None,
+                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// Commits every non-empty batch in one store transaction, then Kafka offsets.
+    async fn flush(&self, cursors: &mut HashMap<i32, Cursor>, shutdown: &CancellationToken) {
+        let mut batches = Vec::new();
+        for cursor in cursors.values_mut() {
+            if cursor.batch.is_empty() {
+                continue;
+            }
+            let full = cursor.batch.take();
+            batches.push(full);
+        }
+        if batches.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        let Some(outcomes) = self
+            .with_retry(shutdown, || self.store.commit(batches.clone()))
+            .await
+        else {
+            return;
+        };
+        metrics::histogram!(names::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        let mut kafka_offsets = TopicPartitionList::new();
+        for (batch, outcome) in batches.iter().zip(outcomes) {
+            match outcome {
+                CommitOutcome::Applied => {
+                    metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
+                    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "dead_lettered")
+                        .increment(batch.dead_lettered);
+                    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "decoded")
+                        .increment(batch.events.len() as u64);
+                    self.context
+                        .remember(batch.partition, batch.last_offset + 1);
+                    let _ = kafka_offsets.add_partition_offset(
+                        &batch.topic,
+                        batch.partition,
+                        Offset::Offset(batch.last_offset + 1),
+                    );
+                }
+                CommitOutcome::Fenced { stored } => {
+                    metrics::counter!(names::WORKER_FENCED_TOTAL).increment(1);
+                    tracing::info!(partition = batch.partition, ?stored, "Batch fenced: another worker advanced the partition; resuming from the store.");
+                    cursors.remove(&batch.partition);
+                    let next = stored.last_offset.map_or(0, |o| o + 1);
+                    self.context.remember(batch.partition, next);
+                    let _ = self.consumer.seek(
+                        &batch.topic,
+                        batch.partition,
+                        Offset::Offset(next),
+                        Duration::from_secs(5),
+                    );
+                }
+            }
+        }
+        if kafka_offsets.count() > 0 {
+            if let Err(error) = self.consumer.commit(&kafka_offsets, CommitMode::Async) {
+                tracing::debug!(%error, "Kafka offset commit failed (monitoring only).");
+            }
+        }
+    }
+}
