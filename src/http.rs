@@ -1,5 +1,7 @@
-//! Serving a router: request tracing and graceful shutdown, shared by every HTTP stage.
+//! Serving a router: request tracing, TCP_NODELAY (no 40 ms delayed-ACK stalls on small
+//! responses) and graceful shutdown, shared by every HTTP stage.
 
+use axum::serve::ListenerExt;
 use axum::Router;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -11,6 +13,11 @@ pub async fn serve(
     router: Router,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
+    let listener = listener.tap_io(|tcp| {
+        if let Err(error) = tcp.set_nodelay(true) {
+            tracing::debug!(%error, "Cannot set TCP_NODELAY.");
+        }
+    });
     axum::serve(listener, router.layer(TraceLayer::new_for_http()))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await

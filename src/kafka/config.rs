@@ -77,7 +77,9 @@ impl KafkaConfig {
     /// The base client config: brokers plus the pass-through properties.
     pub fn client(&self) -> ClientConfig {
         let mut config = ClientConfig::new();
-        config.set("bootstrap.servers", &self.bootstrap_servers);
+        config
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("socket.nagle.disable", "true");
         for (key, value) in &self.properties {
             config.set(key, value);
         }

@@ -21,6 +21,10 @@ use super::state::{Command, RegistryState, Reply};
 use super::{RegistryConfig, RegistryError};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 
+/// A write waits for its own record to come back: keep the long poll short so a write takes
+/// milliseconds, not the consumer's default half second.
+const FETCH_WAIT_MS: &str = "5";
+
 type Waiters = Arc<Mutex<HashMap<Uuid, oneshot::Sender<Result<Reply, RegistryError>>>>>;
 
 /// One record of the registry's log.
@@ -89,9 +93,14 @@ impl SchemaLog {
             },
         )
         .await?;
-        let producer: FutureProducer = kafka.producer().create().map_err(client_error)?;
+        let producer: FutureProducer = kafka
+            .producer()
+            .set("linger.ms", "0")
+            .create()
+            .map_err(client_error)?;
         let consumer: StreamConsumer = kafka
             .consumer(&format!("eventfold-registry-{}", Uuid::new_v4()))
+            .set("fetch.wait.max.ms", FETCH_WAIT_MS)
             .create()
             .map_err(client_error)?;
         let mut assignment = TopicPartitionList::new();

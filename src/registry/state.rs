@@ -126,6 +126,15 @@ pub fn parse_schema(text: &str) -> Result<Schema, RegistryError> {
     Schema::parse_str(text).map_err(|e| RegistryError::InvalidSchema(e.to_string()))
 }
 
+/// The form two schemas are compared in: apache-avro's full serialization of the parsed
+/// schema. Like the Parsing Canonical Form it ignores whitespace and attribute order, but it
+/// keeps what the PCF drops and resolution depends on (defaults, aliases, logical types,
+/// decimal precision/scale), so a schema that only adds a default is a new schema, not a
+/// duplicate of the old one.
+fn identity(schema: &Schema) -> String {
+    serde_json::to_string(schema).unwrap_or_else(|_| schema.canonical_form())
+}
+
 impl RegistryState {
     /// How many log records have been folded.
     pub fn applied(&self) -> u64 {
@@ -178,7 +187,7 @@ impl RegistryState {
 
     fn register(&mut self, subject_name: &str, text: &str) -> Result<Reply, RegistryError> {
         let schema = parse_schema(text)?;
-        let canonical = schema.canonical_form();
+        let canonical = identity(&schema);
         let existing_id = self.ids_by_canonical.get(&canonical).copied();
         let level = self.level(Some(subject_name));
         let subject = self.subjects.entry(subject_name.to_owned()).or_default();
@@ -395,7 +404,7 @@ impl RegistryState {
         include_deleted: bool,
     ) -> Result<(SubjectVersion, &StoredSchema), RegistryError> {
         let versions = self.visible_versions(name, include_deleted)?;
-        let canonical = parse_schema(text)?.canonical_form();
+        let canonical = identity(&parse_schema(text)?);
         let id = self
             .ids_by_canonical
             .get(&canonical)

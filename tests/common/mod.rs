@@ -1,0 +1,142 @@
+//! Shared test harness: the real broker (from `EVENTFOLD_TEST_BROKERS`, started by
+//! `scripts/test.sh`), unique topic names per test, and eventfold's servers started in-process
+//! with the same functions the binary uses, bound to 127.0.0.1:0.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use eventfold::kafka::KafkaConfig;
+use eventfold::registry::{RegistryConfig, SchemaLog};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// The broker address; panics with instructions when none answers (never skips).
+pub fn brokers() -> String {
+    let brokers =
+        std::env::var("EVENTFOLD_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:19092".to_owned());
+    let reachable = brokers
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .is_some_and(|addr| TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok());
+    assert!(
+        reachable,
+        "no Kafka broker answers at {brokers}: run the tests with scripts/test.sh, or start one \
+         with `scripts/broker.sh start` and set EVENTFOLD_TEST_BROKERS=127.0.0.1:19092"
+    );
+    brokers
+}
+
+/// Kafka settings for tests: the test broker, short group timeouts.
+pub fn kafka() -> KafkaConfig {
+    KafkaConfig::local(brokers())
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// The Python interpreter with confluent-kafka and avro installed.
+pub fn python() -> String {
+    let python = std::env::var("EVENTFOLD_TEST_PYTHON")
+        .unwrap_or_else(|_| ".tools/venv/bin/python".to_owned());
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "no Python with confluent-kafka at {python}: run scripts/install-python-tools.sh \
+         (scripts/test.sh does it) or set EVENTFOLD_TEST_PYTHON"
+    );
+    python
+}
+
+/// A registry replica running in this process.
+pub struct TestRegistry {
+    /// Its base URL.
+    pub url: String,
+    /// Its log topic.
+    pub topic: String,
+    shutdown: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+impl TestRegistry {
+    /// Starts a replica over `topic` (created if missing).
+    pub async fn start(topic: &str) -> TestRegistry {
+        let config = RegistryConfig {
+            topic: topic.to_owned(),
+            ..RegistryConfig::default()
+        };
+        let shutdown = CancellationToken::new();
+        let log = SchemaLog::open(&kafka(), &config, shutdown.clone())
+            .await
+            .expect("registry log opens");
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("address"));
+        let server = tokio::spawn(eventfold::http::serve(
+            listener,
+            eventfold::registry::router(log),
+            shutdown.clone(),
+        ));
+        TestRegistry {
+            url,
+            topic: topic.to_owned(),
+            shutdown,
+            server,
+        }
+    }
+
+    /// Starts a replica over a fresh topic.
+    pub async fn fresh() -> TestRegistry {
+        TestRegistry::start(&unique("_schemas")).await
+    }
+
+    /// Stops the replica and waits until its server returned.
+    pub async fn stop(self) {
+        self.shutdown.cancel();
+        let _ = self.server.await;
+    }
+}
+
+/// A registry HTTP call's status and JSON body.
+pub struct Answer {
+    pub status: u16,
+    pub body: serde_json::Value,
+    pub content_type: String,
+}
+
+/// Calls the registry: `method` `path` with an optional raw body.
+pub async fn call(url: &str, method: &str, path: &str, body: Option<&str>) -> Answer {
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let client = CLIENT.get_or_init(reqwest::Client::new);
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let mut request = client.request(method, format!("{url}{path}"));
+    if let Some(body) = body {
+        request = request
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .body(body.to_owned());
+    }
+    let response = request.send().await.expect("registry answers");
+    let status = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let text = response.text().await.expect("body");
+    let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+    Answer {
+        status,
+        body,
+        content_type,
+    }
+}
+
+/// The JSON body `{"schema": "<schema>"}` for a schema given as JSON.
+pub fn schema_body(schema: &serde_json::Value) -> String {
+    serde_json::json!({ "schema": schema.to_string() }).to_string()
+}
