@@ -66,7 +66,7 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
     /// A file could not be read or a value has the wrong type.
-    #[error("invalid configuration: {0}")]
+    #[error("invalid configuration")]
     Load(#[from] config::ConfigError),
     /// Values that parse but make no sense.
     #[error("invalid configuration:\n  {}", .0.join("\n  "))]

@@ -547,7 +547,7 @@ mod tests {
 
     #[test]
     fn two_replicas_folding_the_same_log_agree() {
-        let log = vec![
+        let log = [
             Command::Register {
                 subject: "a".into(),
                 schema: V1.into(),

@@ -3,6 +3,7 @@
 //! reader schema, batches, and commits batches to the store; Kafka offsets are committed
 //! after the store, for monitoring only.
 
+use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -156,32 +157,29 @@ impl Worker {
     ) -> bool {
         let partition = message.partition();
         let offset = message.offset();
-        if !cursors.contains_key(&partition) {
-            let Some(progress) = self
-                .with_retry(shutdown, || {
-                    self.store.progress(&self.config.topic, partition)
-                })
-                .await
-            else {
-                return false;
-            };
-            let builder = BatchBuilder::new(
-                &self.config.topic,
-                partition,
-                progress.last_offset,
-                self.config.dedup_horizon_events,
-            );
-            self.context.remember(partition, builder.next_offset());
-            cursors.insert(
-                partition,
-                Cursor {
-                    batch: builder,
+        let cursor = match cursors.entry(partition) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(slot) => {
+                let Some(progress) = self
+                    .with_retry(shutdown, || {
+                        self.store.progress(&self.config.topic, partition)
+                    })
+                    .await
+                else {
+                    return false;
+                };
+                let batch = BatchBuilder::new(
+                    &self.config.topic,
+                    partition,
+                    progress.last_offset,
+                    self.config.dedup_horizon_events,
+                );
+                self.context.remember(partition, batch.next_offset());
+                slot.insert(Cursor {
+                    batch,
                     sought: false,
-                },
-            );
-        }
-        let Some(cursor) = cursors.get_mut(&partition) else {
-            return false;
+                })
+            }
         };
         let expected = cursor.batch.next_offset();
         if offset < expected {
