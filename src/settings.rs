@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::ingest::CollectorConfig;
 use crate::kafka::KafkaConfig;
 use crate::query::QueryConfig;
 use crate::registry::RegistryConfig;
@@ -48,6 +49,9 @@ pub struct Settings {
     /// `[registry]`.
     #[serde(default)]
     pub registry: RegistryConfig,
+    /// `[collector]`.
+    #[serde(default)]
+    pub collector: CollectorConfig,
     /// `[worker]`.
     #[serde(default)]
     pub worker: WorkerConfig,
@@ -102,6 +106,7 @@ impl Settings {
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.kafka.problems();
         problems.extend(self.registry.problems());
+        problems.extend(self.collector.problems());
         problems.extend(self.worker.problems());
         problems
     }

@@ -23,6 +23,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = crate::shutdown::on_signal();
     match cli.command {
         Command::Registry => run_registry(&settings, shutdown).await,
+        Command::Collect => run_collector(&settings, shutdown).await,
         Command::Schema { topic } => register_contracts(&settings, &topic).await,
         Command::Produce(args) => produce(&settings, &args).await,
         Command::Work => run_worker(&settings, shutdown).await,
@@ -47,6 +48,28 @@ pub(super) async fn run_registry(
         .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
     tracing::info!(address = %settings.registry.listen, topic = %settings.registry.topic, "Schema registry serving.");
     crate::http::serve(listener, crate::registry::router(log), shutdown).await?;
+    Ok(())
+}
+
+/// Runs the collector on its configured address.
+pub(super) async fn run_collector(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = &settings.collector;
+    let producer = EventProducer::with_timeouts(
+        &settings.kafka,
+        &settings.registry.url,
+        &config.topic,
+        std::time::Duration::from_millis(config.queue_timeout_ms),
+        std::time::Duration::from_millis(config.delivery_timeout_ms),
+    )?;
+    let listener = TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    tracing::info!(address = %config.listen, topic = %config.topic, "Collector serving.");
+    let state = crate::ingest::CollectorState::new(producer, config.clone());
+    crate::http::serve(listener, crate::ingest::router(state), shutdown).await?;
     Ok(())
 }
 

@@ -34,6 +34,8 @@ pub struct Cli {
 pub enum Command {
     /// Run the Confluent-compatible schema registry (its log is the Kafka topic `_schemas`).
     Registry,
+    /// Run the HTTP collector apps send events to (`POST /v1/events`).
+    Collect,
     /// Register every version of the interaction contract (schemas/interaction/) in order.
     Schema {
         /// Topic whose value subject (`<topic>-value`) receives the schemas.

@@ -7,7 +7,7 @@ mod event;
 mod schemas;
 mod wire;
 
-pub use event::{EventType, Interaction, InteractionError};
+pub use event::{Device, EventType, Interaction, InteractionError};
 pub use schemas::{
     interaction_schema, ContractError, InteractionVersion, INTERACTION_SUBJECT_SUFFIX,
 };

@@ -1,10 +1,20 @@
-//! The ingest stage: producing interaction events to Kafka, keyed by `user_id` so each
-//! user's events stay in order in one partition, with an idempotent `acks=all` producer.
-//! An event counts as written only once the broker acknowledged it (its partition and offset
-//! are returned). Also the seeded event generator behind `eventfold produce`.
+//! The ingest stage: how events get into Kafka. The collector (`eventfold collect`) takes
+//! batches from apps over HTTP, validates them and answers only once the broker acknowledged
+//! every event; [`EventProducer`] is the same path as a Rust API for services that emit
+//! events in-process. Events are keyed by `user_id` (one user's events stay in order in one
+//! partition) and written with an idempotent `acks=all` producer. Also the seeded event
+//! generator behind `eventfold produce`.
 
+mod collect;
+mod config;
 mod generate;
 mod producer;
+mod token;
+mod validate;
 
+pub use collect::{router, CollectError, CollectorState};
+pub use config::CollectorConfig;
 pub use generate::EventGenerator;
 pub use producer::{Delivery, EventProducer, ProduceError};
+pub use token::{ConsistencyToken, TokenError};
+pub use validate::{validate_event, EventLimits, FieldError};

@@ -1,8 +1,11 @@
 //! The in-process producer: encode with the registry, produce keyed by user, await the ack.
 
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::ClientConfig;
 
 use crate::contracts::Interaction;
 use crate::kafka::KafkaConfig;
@@ -34,30 +37,105 @@ pub enum ProduceError {
     },
 }
 
+impl ProduceError {
+    /// Worth retrying later: the broker or registry is unreachable or overloaded.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ProduceError::Encode(e) => e.is_transient(),
+            ProduceError::Kafka { source, .. } => !matches!(
+                source.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidRecord)
+            ),
+        }
+    }
+}
+
 /// Produces interactions to one topic.
 pub struct EventProducer {
-    producer: FutureProducer,
+    producer: RwLock<Arc<FutureProducer>>,
+    client_config: ClientConfig,
     encoder: InteractionEncoder,
     topic: String,
     queue_timeout: Duration,
 }
 
 impl EventProducer {
-    /// A producer for `topic`, encoding against the registry at `registry_url`.
+    /// A producer for `topic`, encoding against the registry at `registry_url`, that waits
+    /// up to 5 s for queue room and 30 s for the broker's acknowledgement.
     pub fn new(kafka: &KafkaConfig, registry_url: &str, topic: &str) -> Result<Self, ProduceError> {
-        let producer = kafka
-            .producer()
+        Self::with_timeouts(
+            kafka,
+            registry_url,
+            topic,
+            Duration::from_secs(5),
+            Duration::from_secs(30),
+        )
+    }
+
+    /// A producer with explicit timeouts: `queue_timeout` for room in the local queue,
+    /// `delivery_timeout` for the broker's acknowledgement (librdkafka `message.timeout.ms`).
+    pub fn with_timeouts(
+        kafka: &KafkaConfig,
+        registry_url: &str,
+        topic: &str,
+        queue_timeout: Duration,
+        delivery_timeout: Duration,
+    ) -> Result<Self, ProduceError> {
+        let mut client_config = kafka.producer();
+        client_config.set(
+            "message.timeout.ms",
+            delivery_timeout.as_millis().to_string(),
+        );
+        let producer = client_config
             .create()
             .map_err(|source| ProduceError::Kafka {
                 topic: topic.to_owned(),
                 source,
             })?;
         Ok(EventProducer {
-            producer,
+            producer: RwLock::new(Arc::new(producer)),
+            client_config,
             encoder: InteractionEncoder::new(registry_url, topic),
             topic: topic.to_owned(),
-            queue_timeout: Duration::from_secs(5),
+            queue_timeout,
         })
+    }
+
+    fn current(&self) -> Arc<FutureProducer> {
+        self.producer
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// After a fatal error, or once its idempotent producer id was fenced (the broker saw the
+    /// epoch bumped after delivery timeouts), a librdkafka producer never recovers: replace it with a new one (a new producer id), once
+    /// per failed instance. Events it had not delivered were already reported as failed.
+    fn replace_if_broken(&self, failed: &Arc<FutureProducer>, error: &rdkafka::error::KafkaError) {
+        let fenced = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+        );
+        let fatal = failed.client().fatal_error();
+        if !fenced && fatal.is_none() {
+            return;
+        }
+        let mut slot = self.producer.write().unwrap_or_else(|e| e.into_inner());
+        if !Arc::ptr_eq(&slot, failed) {
+            return;
+        }
+        match self.client_config.create::<FutureProducer>() {
+            Ok(fresh) => {
+                tracing::warn!(topic = %self.topic, %error, fatal = ?fatal, "Producer hit a fatal error; replaced it with a new one.");
+                *slot = Arc::new(fresh);
+            }
+            Err(error) => tracing::error!(%error, "Cannot replace the failed producer."),
+        }
+    }
+
+    /// The topic produced to.
+    pub fn topic(&self) -> &str {
+        &self.topic
     }
 
     /// Encodes `event`, produces it keyed by its user and waits for the broker's ack.
@@ -73,15 +151,17 @@ impl EventProducer {
         payload: &[u8],
     ) -> Result<Delivery, ProduceError> {
         let record = FutureRecord::to(&self.topic).key(user_id).payload(payload);
-        let (partition, offset) = self
-            .producer
-            .send(record, self.queue_timeout)
-            .await
-            .map(|d| (d.partition, d.offset))
-            .map_err(|(source, _)| ProduceError::Kafka {
-                topic: self.topic.clone(),
-                source,
-            })?;
+        let producer = self.current();
+        let (partition, offset) = match producer.send(record, self.queue_timeout).await {
+            Ok(delivery) => (delivery.partition, delivery.offset),
+            Err((source, _)) => {
+                self.replace_if_broken(&producer, &source);
+                return Err(ProduceError::Kafka {
+                    topic: self.topic.clone(),
+                    source,
+                });
+            }
+        };
         metrics::counter!(crate::telemetry::metrics::INGEST_EVENTS_PRODUCED_TOTAL).increment(1);
         Ok(Delivery { partition, offset })
     }

@@ -1,0 +1,306 @@
+//! The collector's HTTP API (`POST /v1/events`): apps send a batch of events as a JSON array
+//! or NDJSON, optionally gzip-compressed. Batch semantics: validation is all-or-nothing (one
+//! invalid event and nothing is written, with every problem listed); then every event is
+//! produced and the answer waits for the broker's acknowledgements. 200 means every event is
+//! durable in Kafka, with its partition and offset and one consistency token for the batch.
+//! 503 means some were not acknowledged: the body lists which were, and the app retries the
+//! batch (duplicates are harmless: workers count an `event_id` once).
+
+use std::io::Read;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+use super::token::ConsistencyToken;
+use super::validate::{validate_event, EventLimits, FieldError};
+use super::{CollectorConfig, EventProducer};
+
+/// What the collector's handlers share.
+#[derive(Clone)]
+pub struct CollectorState {
+    producer: Arc<EventProducer>,
+    config: Arc<CollectorConfig>,
+    limits: Arc<EventLimits>,
+}
+
+impl CollectorState {
+    /// State over a producer and the collector's settings.
+    pub fn new(producer: EventProducer, config: CollectorConfig) -> Self {
+        let limits = config.limits();
+        CollectorState {
+            producer: Arc::new(producer),
+            config: Arc::new(config),
+            limits: Arc::new(limits),
+        }
+    }
+}
+
+/// The collector's routes.
+pub fn router(state: CollectorState) -> Router {
+    Router::new()
+        .route("/v1/events", post(collect))
+        .route("/healthz", get(|| async { "ok" }))
+        .with_state(state)
+}
+
+/// A refused request.
+#[derive(Debug)]
+pub enum CollectError {
+    /// 415.
+    UnsupportedMediaType(String),
+    /// 413, body.
+    BodyTooLarge(usize),
+    /// 413, events.
+    TooManyEvents { count: usize, max: usize },
+    /// 400.
+    Malformed(String),
+    /// 400.
+    EmptyBatch,
+    /// 400, with every problem.
+    InvalidEvents(Vec<FieldError>),
+    /// 503: some or all events were not acknowledged.
+    Unavailable {
+        reason: String,
+        accepted: Vec<Value>,
+        failed: Vec<usize>,
+    },
+    /// 500: a fault that retrying will not fix (logged).
+    Internal(String),
+}
+
+impl IntoResponse for CollectError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            CollectError::UnsupportedMediaType(found) => (
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({"error": "unsupported_media_type", "message": format!("content type '{found}' is not accepted; send application/json (an array of events) or application/x-ndjson (one event per line)")}),
+            ),
+            CollectError::BodyTooLarge(max) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "body_too_large", "message": format!("the body is larger than {max} bytes (after decompression)")}),
+            ),
+            CollectError::TooManyEvents { count, max } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"error": "too_many_events", "message": format!("the batch holds {count} events; at most {max} are accepted per request")}),
+            ),
+            CollectError::Malformed(reason) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "malformed_body", "message": reason}),
+            ),
+            CollectError::EmptyBatch => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "empty_batch", "message": "the batch holds no events"}),
+            ),
+            CollectError::InvalidEvents(errors) => {
+                let events: std::collections::BTreeSet<usize> =
+                    errors.iter().map(|e| e.index).collect();
+                (
+                    StatusCode::BAD_REQUEST,
+                    json!({"error": "invalid_events", "message": format!("{} event(s) are invalid; nothing was written", events.len()), "errors": errors}),
+                )
+            }
+            CollectError::Unavailable {
+                reason,
+                accepted,
+                failed,
+            } => {
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({"error": "unavailable", "message": format!("Kafka did not acknowledge every event ({reason}); retry the batch: events are deduplicated by event_id"), "accepted": accepted, "failed": failed})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            CollectError::Internal(reason) => {
+                tracing::error!(error = %reason, "Collector request failed.");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"error": "internal", "message": "the events could not be written"}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// The format of a body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    JsonArray,
+    Ndjson,
+}
+
+fn format_of(headers: &HeaderMap) -> Result<Format, CollectError> {
+    let content_type = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(Format::JsonArray),
+        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
+        _ => Err(CollectError::UnsupportedMediaType(content_type.to_owned())),
+    }
+}
+
+/// Reads the body within `max` bytes, decompressing gzip (also bounded by `max`).
+async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, CollectError> {
+    let raw = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| CollectError::BodyTooLarge(max))?;
+    let encoding = headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "identity" | "" => Ok(raw),
+        "gzip" => {
+            let mut out = Vec::new();
+            flate2::read::GzDecoder::new(raw.as_ref())
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    CollectError::Malformed(format!("the gzip body does not decompress: {e}"))
+                })?;
+            if out.len() > max {
+                return Err(CollectError::BodyTooLarge(max));
+            }
+            Ok(Bytes::from(out))
+        }
+        other => Err(CollectError::UnsupportedMediaType(format!(
+            "content-encoding {other}"
+        ))),
+    }
+}
+
+fn parse_events(
+    bytes: &[u8],
+    format: Format,
+    max_events: usize,
+) -> Result<Vec<Value>, CollectError> {
+    let events = match format {
+        Format::JsonArray => match serde_json::from_slice::<Value>(bytes) {
+            Ok(Value::Array(events)) => events,
+            Ok(other) => {
+                return Err(CollectError::Malformed(format!(
+                    "expected a JSON array of events, found {}",
+                    match other {
+                        Value::Object(_) => "an object",
+                        _ => "a scalar",
+                    }
+                )))
+            }
+            Err(e) => {
+                return Err(CollectError::Malformed(format!(
+                    "the body is not valid JSON: {e}"
+                )))
+            }
+        },
+        Format::Ndjson => {
+            let text = std::str::from_utf8(bytes)
+                .map_err(|e| CollectError::Malformed(format!("the body is not UTF-8: {e}")))?;
+            let mut events = Vec::new();
+            for (number, line) in text.lines().enumerate() {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let event = serde_json::from_str(line).map_err(|e| {
+                    CollectError::Malformed(format!("line {} is not valid JSON: {e}", number + 1))
+                })?;
+                events.push(event);
+                if events.len() > max_events {
+                    break;
+                }
+            }
+            events
+        }
+    };
+    if events.is_empty() {
+        return Err(CollectError::EmptyBatch);
+    }
+    if events.len() > max_events {
+        return Err(CollectError::TooManyEvents {
+            count: events.len(),
+            max: max_events,
+        });
+    }
+    Ok(events)
+}
+
+async fn collect(
+    State(state): State<CollectorState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, CollectError> {
+    let format = format_of(&headers)?;
+    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
+    let values = parse_events(&bytes, format, state.config.max_events_per_batch)?;
+    let now = now_ms();
+    let mut events = Vec::with_capacity(values.len());
+    let mut errors = Vec::new();
+    for (index, value) in values.iter().enumerate() {
+        match validate_event(index, value, &state.limits, now) {
+            Ok(event) => events.push(event),
+            Err(problems) => errors.extend(problems),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CollectError::InvalidEvents(errors));
+    }
+    let outcomes = futures::future::join_all(events.iter().map(|e| state.producer.send(e))).await;
+    let mut token = ConsistencyToken {
+        topic: state.producer.topic().to_owned(),
+        offsets: Default::default(),
+    };
+    let mut accepted = Vec::with_capacity(outcomes.len());
+    let mut failed = Vec::new();
+    let mut failure = None;
+    for (index, outcome) in outcomes.into_iter().enumerate() {
+        match outcome {
+            Ok(delivery) => {
+                token.observe(delivery.partition, delivery.offset);
+                accepted.push(json!({"index": index, "partition": delivery.partition, "offset": delivery.offset}));
+            }
+            Err(error) => {
+                if !error.is_transient() {
+                    return Err(CollectError::Internal(error.to_string()));
+                }
+                failed.push(index);
+                failure.get_or_insert_with(|| error.to_string());
+            }
+        }
+    }
+    if let Some(reason) = failure {
+        tracing::warn!(failed = failed.len(), accepted = accepted.len(), %reason, "Events not acknowledged by Kafka.");
+        return Err(CollectError::Unavailable {
+            reason,
+            accepted,
+            failed,
+        });
+    }
+    Ok(Json(json!({"accepted": accepted.len(), "events": accepted, "consistency_token": token.encode()})).into_response())
+}

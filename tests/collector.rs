@@ -1,0 +1,540 @@
+//! The collector over HTTP: every bad-input case with its exact status and error body, the
+//! happy path in JSON, NDJSON and gzip against a real broker, and a broker that stops
+//! answering mid-run (503 with Retry-After; every acknowledged event is in the topic).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{kafka, unique, TestRegistry};
+use eventfold::contracts::Interaction;
+use eventfold::ingest::{router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer};
+use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
+use eventfold::registry::{InteractionDecoder, RegistryClient};
+use http_body_util::BodyExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::Message;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+fn event(user: &str, kind: &str) -> Value {
+    json!({
+        "event_id": uuid::Uuid::new_v4().to_string(),
+        "event_type": kind,
+        "user_id": user,
+        "session_id": format!("s-{user}"),
+        "item_id": "sku-1",
+        "occurred_at": now_ms() - 500,
+        "app": "web",
+        "properties": {"ref": "newsletter"},
+        "value": 9.5
+    })
+}
+
+fn state(
+    kafka: &KafkaConfig,
+    registry: &str,
+    topic: &str,
+    config: CollectorConfig,
+) -> CollectorState {
+    let producer = EventProducer::with_timeouts(
+        kafka,
+        registry,
+        topic,
+        Duration::from_millis(config.queue_timeout_ms),
+        Duration::from_millis(config.delivery_timeout_ms),
+    )
+    .unwrap();
+    CollectorState::new(producer, config)
+}
+
+async fn post(
+    state: &CollectorState,
+    content_type: &str,
+    encoding: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = Request::post("/v1/events").header("content-type", content_type);
+    if let Some(encoding) = encoding {
+        request = request.header("content-encoding", encoding);
+    }
+    let response = router(state.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        retry_after,
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_with_exact_statuses_and_bodies() {
+    // Nothing here reaches Kafka: every case is refused before producing.
+    let config = CollectorConfig {
+        max_body_bytes: 4096,
+        max_events_per_batch: 3,
+        ..Default::default()
+    };
+    let state = state(
+        &KafkaConfig::local("127.0.0.1:1"),
+        "http://127.0.0.1:1",
+        "unused",
+        config,
+    );
+    let good = serde_json::to_vec(&json!([event("u1", "click")])).unwrap();
+
+    let (status, body, _) = post(&state, "text/plain", None, good.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let (status, body, _) = post(&state, "application/json", Some("br"), good.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Some("unsupported_media_type")
+        )
+    );
+    let (status, body, _) = post(&state, "application/json", None, vec![b' '; 5000]).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": "body_too_large", "message": "the body is larger than 4096 bytes (after decompression)"})
+    );
+    // A small gzip body that inflates past the limit (a zip bomb) is refused the same way.
+    let (status, body, _) = post(
+        &state,
+        "application/json",
+        Some("gzip"),
+        gzip(&vec![b' '; 100_000]),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
+    let (status, body, _) = post(
+        &state,
+        "application/json",
+        Some("gzip"),
+        b"not gzip".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_body"))
+    );
+    let four: Vec<Value> = (0..4).map(|i| event(&format!("u{i}"), "click")).collect();
+    let (status, body, _) = post(
+        &state,
+        "application/json",
+        None,
+        serde_json::to_vec(&four).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(
+        body,
+        json!({"error": "too_many_events", "message": "the batch holds 4 events; at most 3 are accepted per request"})
+    );
+    let (status, body, _) = post(
+        &state,
+        "application/json",
+        None,
+        b"[{\"event_id\": ".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("malformed_body"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("the body is not valid JSON: "),
+        "{body}"
+    );
+    let (status, body, _) = post(&state, "application/json", None, b"{\"a\": 1}".to_vec()).await;
+    assert_eq!(
+        body,
+        json!({"error": "malformed_body", "message": "expected a JSON array of events, found an object"})
+    );
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body, _) = post(
+        &state,
+        "application/x-ndjson",
+        None,
+        b"{}\n{oops\n".to_vec(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("line 2 is not valid JSON"),
+        "{body}"
+    );
+    let (status, body, _) = post(&state, "application/json", None, b"[]".to_vec()).await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"error": "empty_batch", "message": "the batch holds no events"})
+        )
+    );
+
+    // Invalid events: every problem, with index, field and code; nothing is written.
+    let mut unknown_type = event("u2", "teleport");
+    unknown_type["occurred_at"] = json!(now_ms() + 3_600_000);
+    let mut no_user = event("u3", "click");
+    no_user.as_object_mut().unwrap().remove("user_id");
+    let batch = json!([event("u1", "click"), unknown_type, no_user]);
+    let (status, body, _) = post(
+        &state,
+        "application/json",
+        None,
+        serde_json::to_vec(&batch).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], json!("invalid_events"));
+    assert_eq!(
+        body["message"],
+        json!("2 event(s) are invalid; nothing was written")
+    );
+    let found: Vec<(u64, &str, &str)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["index"].as_u64().unwrap(),
+                e["field"].as_str().unwrap(),
+                e["code"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        found,
+        vec![
+            (1, "event_type", "unknown_event_type"),
+            (1, "occurred_at", "in_the_future"),
+            (2, "user_id", "missing")
+        ]
+    );
+}
+
+async fn read_back(topic: &str, registry: &str, count: usize) -> Vec<(i32, i64, Interaction)> {
+    let consumer: StreamConsumer = kafka().consumer(&unique("reader")).create().unwrap();
+    consumer.subscribe(&[topic]).unwrap();
+    let decoder = InteractionDecoder::new(
+        RegistryClient::new(registry).unwrap(),
+        eventfold::contracts::interaction_schema(eventfold::contracts::InteractionVersion::LATEST)
+            .unwrap(),
+    );
+    let mut out = Vec::new();
+    while out.len() < count {
+        let message = tokio::time::timeout(Duration::from_secs(30), consumer.recv())
+            .await
+            .expect("records arrive")
+            .unwrap();
+        out.push((
+            message.partition(),
+            message.offset(),
+            decoder.decode(message.payload()).await.unwrap(),
+        ));
+    }
+    out
+}
+
+#[tokio::test]
+async fn accepted_batches_are_durable_with_offsets_and_a_token() {
+    let registry = TestRegistry::fresh().await;
+    let topic = unique("collected");
+    ensure_topic(
+        &kafka(),
+        &TopicSpec {
+            name: &topic,
+            partitions: 3,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let state = state(&kafka(), &registry.url, &topic, CollectorConfig::default());
+    let batch: Vec<Value> = (0..5)
+        .map(|i| event(&format!("user-{i}"), "page_view"))
+        .collect();
+    let ndjson: Vec<Value> = (0..3)
+        .map(|i| event(&format!("user-{i}"), "purchase"))
+        .collect();
+    let gzipped: Vec<Value> = vec![event("user-9", "search")];
+
+    let (status, json_answer, _) = post(
+        &state,
+        "application/json; charset=utf-8",
+        None,
+        serde_json::to_vec(&batch).unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{json_answer}");
+    let lines: String = ndjson.iter().map(|e| format!("{e}\n")).collect();
+    let (status, ndjson_answer, _) =
+        post(&state, "application/x-ndjson", None, lines.into_bytes()).await;
+    assert_eq!(status, StatusCode::OK, "{ndjson_answer}");
+    let (status, gzip_answer, _) = post(
+        &state,
+        "application/json",
+        Some("gzip"),
+        gzip(&serde_json::to_vec(&gzipped).unwrap()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{gzip_answer}");
+    assert_eq!(
+        (
+            json_answer["accepted"].clone(),
+            ndjson_answer["accepted"].clone(),
+            gzip_answer["accepted"].clone()
+        ),
+        (json!(5), json!(3), json!(1))
+    );
+
+    // Each answer names where every event went; the token holds the highest offset per partition.
+    let mut placed = BTreeMap::new();
+    for (answer, sent) in [
+        (&json_answer, &batch),
+        (&ndjson_answer, &ndjson),
+        (&gzip_answer, &gzipped),
+    ] {
+        let token =
+            ConsistencyToken::decode(answer["consistency_token"].as_str().unwrap()).unwrap();
+        assert_eq!(token.topic, topic);
+        let mut highest = BTreeMap::new();
+        for (i, placed_event) in answer["events"].as_array().unwrap().iter().enumerate() {
+            assert_eq!(placed_event["index"], json!(i));
+            let (p, o) = (
+                placed_event["partition"].as_i64().unwrap() as i32,
+                placed_event["offset"].as_i64().unwrap(),
+            );
+            placed.insert((p, o), sent[i]["event_id"].as_str().unwrap().to_owned());
+            let h = highest.entry(p).or_insert(o);
+            *h = (*h).max(o);
+        }
+        assert_eq!(token.offsets, highest);
+    }
+    let records = read_back(&topic, &registry.url, 9).await;
+    for (partition, offset, event) in &records {
+        assert_eq!(placed.get(&(*partition, *offset)), Some(&event.event_id));
+    }
+    let sent: Vec<&Value> = batch.iter().chain(&ndjson).chain(&gzipped).collect();
+    for original in sent {
+        let read = records
+            .iter()
+            .find(|(_, _, e)| e.event_id == original["event_id"].as_str().unwrap())
+            .unwrap();
+        assert_eq!(
+            serde_json::to_value(read.2.event_type).unwrap(),
+            original["event_type"]
+        );
+        assert_eq!(read.2.user_id, original["user_id"].as_str().unwrap());
+        assert_eq!(read.2.value, Some(9.5));
+        assert_eq!(read.2.properties["ref"], "newsletter");
+    }
+    registry.stop().await;
+}
+
+/// A broker of this test's own, so pausing it disturbs no other test.
+struct OwnBroker {
+    child: std::process::Child,
+    address: String,
+}
+
+impl OwnBroker {
+    fn start() -> OwnBroker {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("127.0.0.1:{port}");
+        let binary =
+            std::env::var("EVENTFOLD_TEST_TANSU").unwrap_or_else(|_| ".tools/bin/tansu".to_owned());
+        let mut child = std::process::Command::new(&binary)
+            .args([
+                "broker",
+                "--listener-url",
+                &format!("tcp://{address}"),
+                "--advertised-listener-url",
+                &format!("tcp://{address}"),
+                "--storage-engine",
+                "memory://tansu/",
+            ])
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot start the broker {binary}: {e}; run scripts/install-broker.sh")
+            });
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(&address).is_ok() {
+                return OwnBroker { child, address };
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("the broker did not listen on {address}");
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = std::process::Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+}
+
+impl Drop for OwnBroker {
+    fn drop(&mut self) {
+        self.signal("-CONT");
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn a_stalled_broker_gets_503_and_no_acknowledged_event_is_lost() {
+    let broker = OwnBroker::start();
+    let own_kafka = KafkaConfig::local(broker.address.clone());
+    let registry = TestRegistry::fresh().await;
+    let topic = unique("stall");
+    ensure_topic(
+        &own_kafka,
+        &TopicSpec {
+            name: &topic,
+            partitions: 2,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let config = CollectorConfig {
+        delivery_timeout_ms: 1500,
+        ..Default::default()
+    };
+    let state = state(&own_kafka, &registry.url, &topic, config);
+
+    let mut acknowledged = Vec::new();
+    let mut refused = 0;
+    let mut retry_after_seen = false;
+    for round in 0..30 {
+        if round == 10 {
+            broker.signal("-STOP");
+        }
+        if round == 16 {
+            broker.signal("-CONT");
+        }
+        let batch: Vec<Value> = (0..10)
+            .map(|i| event(&format!("user-{i}"), "click"))
+            .collect();
+        let (status, body, retry_after) = post(
+            &state,
+            "application/json",
+            None,
+            serde_json::to_vec(&batch).unwrap(),
+        )
+        .await;
+        match status {
+            StatusCode::OK => {
+                for placed in body["events"].as_array().unwrap() {
+                    acknowledged.push(
+                        batch[placed["index"].as_u64().unwrap() as usize]["event_id"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                refused += 1;
+                retry_after_seen |= retry_after.as_deref() == Some("1");
+                assert_eq!(body["error"], json!("unavailable"));
+                // Events the broker did acknowledge are listed; they are durable too.
+                for placed in body["accepted"].as_array().unwrap() {
+                    acknowledged.push(
+                        batch[placed["index"].as_u64().unwrap() as usize]["event_id"]
+                            .as_str()
+                            .unwrap()
+                            .to_owned(),
+                    );
+                }
+            }
+            other => panic!("unexpected {other}: {body}"),
+        }
+    }
+    assert!(
+        refused >= 5,
+        "the stalled broker should have produced 503s, got {refused}"
+    );
+    assert!(retry_after_seen, "503 answers carry Retry-After");
+    assert!(
+        acknowledged.len() >= 200,
+        "before and after the stall batches succeed: {}",
+        acknowledged.len()
+    );
+
+    // Every acknowledged event is in the topic (read until all seen; a late delivery of a
+    // timed-out event may add extra copies, which workers count once).
+    let consumer: StreamConsumer = own_kafka.consumer(&unique("verify")).create().unwrap();
+    consumer.subscribe(&[&topic]).unwrap();
+    let decoder = InteractionDecoder::new(
+        RegistryClient::new(registry.url.clone()).unwrap(),
+        eventfold::contracts::interaction_schema(eventfold::contracts::InteractionVersion::LATEST)
+            .unwrap(),
+    );
+    let mut missing: std::collections::HashSet<String> = acknowledged.iter().cloned().collect();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while !missing.is_empty() {
+        let message = tokio::time::timeout_at(deadline, consumer.recv())
+            .await
+            .unwrap_or_else(|_| panic!("{} acknowledged events missing", missing.len()))
+            .unwrap();
+        missing.remove(&decoder.decode(message.payload()).await.unwrap().event_id);
+    }
+    registry.stop().await;
+}
