@@ -26,6 +26,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Collect => run_collector(&settings, shutdown).await,
         Command::Schema { topic } => register_contracts(&settings, &topic).await,
         Command::Produce(args) => produce(&settings, &args).await,
+        Command::Loadgen(args) => super::loadgen::run(&settings, &args).await.map(|_| ()),
         Command::Work => run_worker(&settings, shutdown).await,
         Command::Serve => run_query(&settings, shutdown).await,
         Command::Query { what } => query(&settings, what).await,

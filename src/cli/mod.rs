@@ -3,6 +3,7 @@
 
 mod commands;
 mod demo;
+pub mod loadgen;
 
 use std::path::PathBuf;
 
@@ -44,6 +45,9 @@ pub enum Command {
     },
     /// Produce generated interaction events to Kafka, keyed by user_id.
     Produce(ProduceArgs),
+    /// Send a realistic workload (sessions, Zipf items, funnels, late, out-of-order and
+    /// duplicate events) through the collector or to Kafka, and write its ground truth.
+    Loadgen(loadgen::LoadgenArgs),
     /// Fold the interactions topic into the read store as a consumer-group worker.
     Work,
     /// Serve the query API over the read store.

@@ -10,11 +10,15 @@ mod config;
 mod generate;
 mod producer;
 mod token;
+mod truth;
 mod validate;
+mod workload;
 
 pub use collect::{router, CollectError, CollectorState};
 pub use config::CollectorConfig;
 pub use generate::EventGenerator;
 pub use producer::{Delivery, EventProducer, ProduceError};
 pub use token::{ConsistencyToken, TokenError};
+pub use truth::{GroundTruth, TypeCounts, WindowTruth};
 pub use validate::{validate_event, EventLimits, FieldError};
+pub use workload::{Planned, Workload, WorkloadConfig};

@@ -1,0 +1,321 @@
+//! [`Hll`]: HyperLogLog distinct counting (`count_distinct`). The partial is `2^p` one-byte
+//! registers; merging takes the register-wise maximum, which is exactly the sketch of the
+//! union of the streams (invariant 4), so merged partitions equal one stream's sketch.
+//!
+//! Items are hashed with XXH64 ([`hash64`]), identical on every platform and process. The
+//! estimate is Ertl's "improved" estimator (O. Ertl, *New cardinality estimation
+//! algorithms for HyperLogLog sketches*, 2017), which replaces the classic estimator's
+//! linear-counting switch and small-range bias correction with one formula over the
+//! register histogram: no empirical bias tables, no jump at the switch point, and nearly
+//! unbiased from 0 to far beyond 2⁴⁰ distinct items with 64-bit hashes. The relative
+//! standard error is about `1.04 / sqrt(2^p)` (0.81 % at the default `p = 14`, 16 KiB).
+
+use serde::{Deserialize, Serialize};
+
+use super::hash::hash64;
+use super::AggregateError;
+
+/// The default precision: 16384 registers, about 0.81 % standard error.
+pub const DEFAULT_PRECISION: u8 = 14;
+/// The smallest precision accepted.
+pub const MIN_PRECISION: u8 = 4;
+/// The largest precision accepted (256 KiB of registers).
+pub const MAX_PRECISION: u8 = 18;
+
+/// A HyperLogLog sketch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "HllRepr")]
+pub struct Hll {
+    precision: u8,
+    registers: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HllRepr {
+    precision: u8,
+    registers: Vec<u8>,
+}
+
+impl TryFrom<HllRepr> for Hll {
+    type Error = AggregateError;
+
+    fn try_from(repr: HllRepr) -> Result<Self, Self::Error> {
+        let mut hll = Hll::with_precision(repr.precision)?;
+        let max_rank = 64 - repr.precision + 1;
+        if repr.registers.len() != hll.registers.len()
+            || repr.registers.iter().any(|&r| r > max_rank)
+        {
+            return Err(AggregateError::InvalidPartial {
+                reason: format!(
+                    "an HLL of precision {} needs {} registers of at most {max_rank}",
+                    repr.precision,
+                    hll.registers.len()
+                ),
+            });
+        }
+        hll.registers = repr.registers;
+        Ok(hll)
+    }
+}
+
+impl Default for Hll {
+    fn default() -> Self {
+        Hll::new()
+    }
+}
+
+impl Hll {
+    /// An empty sketch of the default precision.
+    pub fn new() -> Self {
+        Hll {
+            precision: DEFAULT_PRECISION,
+            registers: vec![0; 1 << DEFAULT_PRECISION],
+        }
+    }
+
+    /// An empty sketch with `2^precision` registers.
+    ///
+    /// # Errors
+    /// [`AggregateError::InvalidPrecision`] outside `MIN_PRECISION..=MAX_PRECISION`.
+    pub fn with_precision(precision: u8) -> Result<Self, AggregateError> {
+        if !(MIN_PRECISION..=MAX_PRECISION).contains(&precision) {
+            return Err(AggregateError::InvalidPrecision { precision });
+        }
+        Ok(Hll {
+            precision,
+            registers: vec![0; 1 << precision],
+        })
+    }
+
+    /// The precision `p`.
+    pub fn precision(&self) -> u8 {
+        self.precision
+    }
+
+    /// The expected relative standard error, `1.04 / sqrt(2^p)`.
+    pub fn standard_error(&self) -> f64 {
+        1.04 / (self.registers.len() as f64).sqrt()
+    }
+
+    /// Adds an item (its bytes are hashed with [`hash64`]).
+    pub fn add(&mut self, item: impl AsRef<[u8]>) {
+        self.add_hash(hash64(item.as_ref()));
+    }
+
+    /// Adds an item by its 64-bit hash (which must come from a good, stable hash).
+    pub fn add_hash(&mut self, hash: u64) {
+        let p = u32::from(self.precision);
+        let index = (hash >> (64 - p)) as usize;
+        // The rank: 1 + leading zeros of the remaining 64 − p bits (64 − p + 1 if all zero).
+        let rest = hash << p;
+        let rank = if rest == 0 {
+            64 - p + 1
+        } else {
+            rest.leading_zeros() + 1
+        };
+        if let Some(register) = self.registers.get_mut(index) {
+            *register = (*register).max(rank as u8);
+        }
+    }
+
+    /// Takes the register-wise maximum with `other`.
+    ///
+    /// # Errors
+    /// [`AggregateError::PrecisionMismatch`] when the precisions differ (self unchanged).
+    pub fn merge(&mut self, other: &Hll) -> Result<(), AggregateError> {
+        if self.precision != other.precision {
+            return Err(AggregateError::PrecisionMismatch {
+                left: self.precision,
+                right: other.precision,
+            });
+        }
+        for (mine, theirs) in self.registers.iter_mut().zip(&other.registers) {
+            *mine = (*mine).max(*theirs);
+        }
+        Ok(())
+    }
+
+    /// The estimated number of distinct items, rounded.
+    pub fn result(&self) -> u64 {
+        self.estimate().round() as u64
+    }
+
+    /// The estimated number of distinct items (Ertl's improved estimator).
+    pub fn estimate(&self) -> f64 {
+        let q = 64 - usize::from(self.precision);
+        let m = self.registers.len() as f64;
+        let mut histogram = vec![0u32; q + 2];
+        for &register in &self.registers {
+            if let Some(bucket) = histogram.get_mut(usize::from(register)) {
+                *bucket += 1;
+            }
+        }
+        let count = |k: usize| f64::from(histogram.get(k).copied().unwrap_or(0));
+        let mut z = m * tau(1.0 - count(q + 1) / m);
+        for k in (1..=q).rev() {
+            z = 0.5 * (z + count(k));
+        }
+        z += m * sigma(count(0) / m);
+        let alpha_infinity = 0.5 / std::f64::consts::LN_2;
+        alpha_infinity * m * m / z
+    }
+}
+
+/// σ(x) = x + Σ_{k≥1} x^(2^k) · 2^(k−1); infinite at x = 1 (all registers zero → 0 items).
+fn sigma(x: f64) -> f64 {
+    if x == 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut x, mut y, mut z) = (x, 1.0, x);
+    loop {
+        x *= x;
+        let previous = z;
+        z += x * y;
+        y += y;
+        if z == previous {
+            return z;
+        }
+    }
+}
+
+/// τ(x) = (1 − x − Σ_{k≥1} (1 − x^(2^−k))² · 2^−k) / 3.
+fn tau(x: f64) -> f64 {
+    if x == 0.0 || x == 1.0 {
+        return 0.0;
+    }
+    let (mut x, mut y, mut z) = (x, 1.0, 1.0 - x);
+    loop {
+        x = x.sqrt();
+        let previous = z;
+        y *= 0.5;
+        z -= (1.0 - x).powi(2) * y;
+        if z == previous {
+            return z / 3.0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn sketch_of(precision: u8, items: impl IntoIterator<Item = String>) -> Hll {
+        let mut hll = Hll::with_precision(precision).unwrap();
+        items.into_iter().for_each(|item| hll.add(item));
+        hll
+    }
+
+    /// The 1M-distinct acceptance test: error within 2 % at p = 14 (expected ≈ 0.8 %).
+    #[test]
+    fn one_million_distinct_within_two_percent() {
+        let n = 1_000_000u64;
+        let mut hll = Hll::new();
+        for i in 0..n {
+            hll.add(format!("user-{i}"));
+        }
+        // Re-adding items changes nothing.
+        for i in 0..1000 {
+            hll.add(format!("user-{i}"));
+        }
+        let error = (hll.estimate() - n as f64) / n as f64;
+        println!(
+            "HLL p=14, {n} distinct: estimate {}, relative error {:+.4} %",
+            hll.result(),
+            error * 100.0
+        );
+        assert!(error.abs() <= 0.02, "error {error}");
+    }
+
+    /// Across the range, including the small range where the classic estimator needs
+    /// linear counting, the error stays within 4 standard errors.
+    #[test]
+    fn error_table() {
+        let cases: &[(u8, u64)] = &[
+            (14, 0),
+            (14, 1),
+            (14, 10),
+            (14, 100),
+            (14, 1_000),
+            (14, 10_000),
+            (14, 40_000),
+            (14, 100_000),
+            (10, 500),
+            (10, 2_500),
+            (10, 5_000),
+            (10, 50_000),
+            (4, 20),
+            (4, 1_000),
+            (18, 300_000),
+        ];
+        for &(p, n) in cases {
+            let hll = sketch_of(p, (0..n).map(|i| format!("item:{p}:{i}")));
+            let estimate = hll.estimate();
+            let tolerance = (4.0 * hll.standard_error() * n as f64).max(0.5);
+            println!("HLL p={p} n={n}: estimate {estimate:.1}");
+            assert!(
+                (estimate - n as f64).abs() <= tolerance,
+                "p={p} n={n}: estimate {estimate}"
+            );
+        }
+    }
+
+    #[test]
+    fn precision_and_partials() {
+        assert_eq!(
+            Hll::with_precision(3),
+            Err(AggregateError::InvalidPrecision { precision: 3 })
+        );
+        assert!(Hll::with_precision(19).is_err());
+        let mut a = Hll::with_precision(10).unwrap();
+        let b = Hll::with_precision(11).unwrap();
+        assert_eq!(
+            a.merge(&b),
+            Err(AggregateError::PrecisionMismatch { left: 10, right: 11 })
+        );
+        a.add("x");
+        a.add_hash(0);
+        a.add_hash(u64::MAX);
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(serde_json::from_str::<Hll>(&json).unwrap(), a);
+        for bad in [
+            r#"{"precision":4,"registers":[0]}"#,
+            r#"{"precision":2,"registers":[0,0,0,0]}"#,
+            r#"{"precision":4,"registers":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,62]}"#,
+        ] {
+            assert!(serde_json::from_str::<Hll>(bad).is_err(), "{bad}");
+        }
+        // Hash 0 reaches the largest rank, 64 − p + 1.
+        assert_eq!(a.registers[0], 55);
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(32))]
+
+        /// Partitions' sketches merged equal the sketch of the whole stream (register for
+        /// register), and the estimate is close to the brute-force distinct count.
+        #[test]
+        fn merge_equals_union(items in prop::collection::vec((0u8..4, 0u32..3_000), 0..2_000)) {
+            let mut single = Hll::with_precision(12).unwrap();
+            let mut parts = vec![Hll::with_precision(12).unwrap(); 4];
+            for &(p, item) in &items {
+                single.add(item.to_le_bytes());
+                parts[usize::from(p)].add(item.to_le_bytes());
+            }
+            let mut merged = Hll::with_precision(12).unwrap();
+            for part in &parts {
+                merged.merge(part).unwrap();
+            }
+            prop_assert_eq!(&merged, &single);
+            let distinct = items
+                .iter()
+                .map(|i| i.1)
+                .collect::<std::collections::BTreeSet<_>>()
+                .len() as f64;
+            let tolerance = (4.0 * single.standard_error() * distinct).max(1.0);
+            prop_assert!((single.estimate() - distinct).abs() <= tolerance);
+        }
+    }
+}
