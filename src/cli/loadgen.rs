@@ -167,7 +167,7 @@ enum Sender {
         client: reqwest::Client,
         url: String,
     },
-    Kafka(EventProducer),
+    Kafka(Box<EventProducer>),
 }
 
 impl Sender {
@@ -179,11 +179,11 @@ impl Sender {
                     .build()?,
                 url: format!("{}/v1/events", args.collector.trim_end_matches('/')),
             },
-            Target::Kafka => Sender::Kafka(EventProducer::new(
+            Target::Kafka => Sender::Kafka(Box::new(EventProducer::new(
                 &settings.kafka,
                 &settings.registry.url,
                 &settings.collector.topic,
-            )?),
+            )?)),
         })
     }
 
