@@ -48,10 +48,12 @@ async fn loadgen_through_the_collector_matches_its_ground_truth() {
         stop.clone(),
     ));
 
-    let mut settings = Settings::default();
-    settings.kafka = kafka();
+    let mut settings = Settings {
+        kafka: kafka(),
+        collector: collector_config,
+        ..Default::default()
+    };
     settings.registry.url = registry.url.clone();
-    settings.collector = collector_config;
     let dir = tempfile::tempdir().unwrap();
     let truth_path = dir.path().join("truth.json");
     let args = LoadgenArgs {
