@@ -13,6 +13,7 @@ pub mod contracts;
 pub mod http;
 pub mod ingest;
 pub mod kafka;
+pub mod pipeline;
 pub mod query;
 pub mod registry;
 pub mod settings;

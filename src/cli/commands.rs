@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve => run_query(&settings, shutdown).await,
         Command::Query { what } => query(&settings, what).await,
         Command::Demo(args) => super::demo::run(&settings, &args, shutdown).await,
+        Command::Bench { what } => super::bench::run(&settings, &what).await,
         Command::Config => {
             print!("{}", toml::to_string_pretty(&settings)?);
             Ok(())

@@ -1,6 +1,7 @@
 //! The `eventfold` command line: one subcommand per stage. Each loads the settings, builds
 //! its stage and runs it until Ctrl-C/SIGTERM. Errors here are `anyhow` (the CLI boundary).
 
+mod bench;
 mod commands;
 mod demo;
 pub mod loadgen;
@@ -60,6 +61,12 @@ pub enum Command {
     },
     /// Run registry, worker, query API and a steady event stream together (local demo).
     Demo(DemoArgs),
+    /// Measure throughput side by side (figures are ratios from one run).
+    Bench {
+        /// What to measure.
+        #[command(subcommand)]
+        what: bench::BenchWhat,
+    },
     /// Print the effective settings (defaults < file < environment) as TOML.
     Config,
 }

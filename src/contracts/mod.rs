@@ -9,6 +9,7 @@ mod wire;
 
 pub use event::{Device, EventType, Interaction, InteractionError};
 pub use schemas::{
-    interaction_schema, ContractError, InteractionVersion, INTERACTION_SUBJECT_SUFFIX,
+    interaction_schema, latest_schema, ContractError, InteractionVersion,
+    INTERACTION_SUBJECT_SUFFIX,
 };
 pub use wire::{frame, parse_frame, WireError, MAGIC_BYTE};

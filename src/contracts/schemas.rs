@@ -52,6 +52,15 @@ pub struct ContractError {
     source: Box<apache_avro::Error>,
 }
 
+/// The newest contract, parsed once for the process (what producers write with).
+pub fn latest_schema() -> &'static Schema {
+    static LATEST: std::sync::LazyLock<Schema> = std::sync::LazyLock::new(|| {
+        // The embedded contracts are checked by the tests; an unparseable one cannot ship.
+        Schema::parse_str(InteractionVersion::LATEST.text()).unwrap_or(Schema::Null)
+    });
+    &LATEST
+}
+
 /// Parses one version of the interaction contract.
 pub fn interaction_schema(version: InteractionVersion) -> Result<Schema, ContractError> {
     Schema::parse_str(version.text()).map_err(|source| ContractError {

@@ -106,7 +106,9 @@ pub enum WindowError {
     SessionSpec,
     /// The event's windows would end beyond the timestamp range (an absurd event time:
     /// dead-letter the event with this reason).
-    #[error("event time {ts_ms} ms is too close to the ends of the timestamp range to be windowed")]
+    #[error(
+        "event time {ts_ms} ms is too close to the ends of the timestamp range to be windowed"
+    )]
     OutOfRange {
         /// The event time.
         ts_ms: i64,
@@ -610,31 +612,86 @@ mod tests {
         let cases: Vec<(WindowSpec, Vec<WindowSpecError>)> = vec![
             (Tumbling { size_ms: 1000 }, vec![]),
             (Tumbling { size_ms: 0 }, vec![ZeroSize]),
-            (Hopping { size_ms: 10, hop_ms: 3 }, vec![]),
-            (Hopping { size_ms: 10, hop_ms: 10 }, vec![]),
-            (Hopping { size_ms: 10, hop_ms: 0 }, vec![ZeroHop]),
             (
-                Hopping { size_ms: 0, hop_ms: 5 },
-                vec![ZeroSize, HopExceedsSize { size_ms: 0, hop_ms: 5 }],
+                Hopping {
+                    size_ms: 10,
+                    hop_ms: 3,
+                },
+                vec![],
             ),
             (
-                Hopping { size_ms: 5, hop_ms: 10 },
-                vec![HopExceedsSize { size_ms: 5, hop_ms: 10 }],
+                Hopping {
+                    size_ms: 10,
+                    hop_ms: 10,
+                },
+                vec![],
             ),
             (
-                Hopping { size_ms: 1025, hop_ms: 1 },
-                vec![TooManyWindows { size_ms: 1025, hop_ms: 1, windows: 1025, max: 1024 }],
+                Hopping {
+                    size_ms: 10,
+                    hop_ms: 0,
+                },
+                vec![ZeroHop],
             ),
-            (Hopping { size_ms: 1024, hop_ms: 1 }, vec![]),
+            (
+                Hopping {
+                    size_ms: 0,
+                    hop_ms: 5,
+                },
+                vec![
+                    ZeroSize,
+                    HopExceedsSize {
+                        size_ms: 0,
+                        hop_ms: 5,
+                    },
+                ],
+            ),
+            (
+                Hopping {
+                    size_ms: 5,
+                    hop_ms: 10,
+                },
+                vec![HopExceedsSize {
+                    size_ms: 5,
+                    hop_ms: 10,
+                }],
+            ),
+            (
+                Hopping {
+                    size_ms: 1025,
+                    hop_ms: 1,
+                },
+                vec![TooManyWindows {
+                    size_ms: 1025,
+                    hop_ms: 1,
+                    windows: 1025,
+                    max: 1024,
+                }],
+            ),
+            (
+                Hopping {
+                    size_ms: 1024,
+                    hop_ms: 1,
+                },
+                vec![],
+            ),
             (Session { gap_ms: 0 }, vec![ZeroGap]),
             (Session { gap_ms: 30_000 }, vec![]),
             (
                 Session { gap_ms: u64::MAX },
-                vec![TooLong { field: "gap_ms", value: u64::MAX, max: MAX_DURATION_MS }],
+                vec![TooLong {
+                    field: "gap_ms",
+                    value: u64::MAX,
+                    max: MAX_DURATION_MS,
+                }],
             ),
             (
                 Tumbling { size_ms: u64::MAX },
-                vec![TooLong { field: "size_ms", value: u64::MAX, max: MAX_DURATION_MS }],
+                vec![TooLong {
+                    field: "size_ms",
+                    value: u64::MAX,
+                    max: MAX_DURATION_MS,
+                }],
             ),
         ];
         for (spec, expected) in cases {
@@ -646,8 +703,7 @@ mod tests {
     #[test]
     fn spec_serde() {
         let spec: WindowSpec =
-            serde_json::from_str(r#"{"type":"hopping","size_ms":60000,"hop_ms":10000}"#)
-                .unwrap();
+            serde_json::from_str(r#"{"type":"hopping","size_ms":60000,"hop_ms":10000}"#).unwrap();
         assert_eq!(
             spec,
             WindowSpec::Hopping {
@@ -758,9 +814,23 @@ mod tests {
         let mut tracker = SessionTracker::new(10).unwrap();
         let steps: Vec<(&str, i64, SessionChange)> = vec![
             ("a", 100, SessionChange::Created(w(100, 110))),
-            ("a", 105, SessionChange::Extended { from: w(100, 110), to: w(100, 115) }),
+            (
+                "a",
+                105,
+                SessionChange::Extended {
+                    from: w(100, 110),
+                    to: w(100, 115),
+                },
+            ),
             ("a", 103, SessionChange::Joined(w(100, 115))),
-            ("a", 95, SessionChange::Extended { from: w(100, 115), to: w(95, 115) }),
+            (
+                "a",
+                95,
+                SessionChange::Extended {
+                    from: w(100, 115),
+                    to: w(95, 115),
+                },
+            ),
             ("a", 125, SessionChange::Created(w(125, 135))),
             // 115 is exactly one gap after 105 (touching spans do not merge), 135 too.
             ("a", 115, SessionChange::Created(w(115, 125))),
@@ -808,18 +878,21 @@ mod tests {
         );
         assert_eq!(
             tracker.insert("k", 25).unwrap(),
-            SessionChange::Extended { from: w(0, 30), to: w(0, 35) }
+            SessionChange::Extended {
+                from: w(0, 30),
+                to: w(0, 35)
+            }
         );
-        assert_eq!(tracker.restore("k", w(5, 5)), SessionChange::Joined(w(5, 5)));
+        assert_eq!(
+            tracker.restore("k", w(5, 5)),
+            SessionChange::Joined(w(5, 5))
+        );
         assert_eq!(
             tracker.insert("k", i64::MAX),
             Err(WindowError::OutOfRange { ts_ms: i64::MAX })
         );
         assert_eq!(tracker.sessions(&"k"), vec![w(0, 35)]);
-        assert_eq!(
-            SessionTracker::<u8>::new(0),
-            Err(WindowSpecError::ZeroGap)
-        );
+        assert_eq!(SessionTracker::<u8>::new(0), Err(WindowSpecError::ZeroGap));
         let json = serde_json::to_string(&tracker).unwrap();
         let back: SessionTracker<String> = serde_json::from_str(&json).unwrap();
         assert_eq!(back.sessions(&"k".to_string()), vec![w(0, 35)]);
@@ -897,7 +970,11 @@ mod tests {
             (vec![], 0, false),
         ];
         for (windows, grace, late) in cases {
-            assert_eq!(wm.is_late(&windows, grace), late, "{windows:?} grace {grace}");
+            assert_eq!(
+                wm.is_late(&windows, grace),
+                late,
+                "{windows:?} grace {grace}"
+            );
         }
         let mut extreme = Watermark::new(u64::MAX);
         extreme.observe(0, 0);
@@ -939,8 +1016,8 @@ mod tests {
         assert!(!b.is_idle());
         assert_eq!(combined([&a, &b]), Some(590));
         // A loaded watermark starts its idle clock on the first tick.
-        let mut loaded: Watermark = serde_json::from_str(&serde_json::to_string(&b).unwrap())
-            .unwrap();
+        let mut loaded: Watermark =
+            serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
         assert_eq!(loaded.current(), Some(590));
         assert!(!loaded.advance_idle(100_000, 1_000));
         assert!(loaded.advance_idle(101_000, 1_000));

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
+use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -14,7 +15,9 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use super::{RegistryClient, RegistryClientError};
-use crate::contracts::{parse_frame, Interaction, InteractionError, InteractionVersion, WireError};
+use crate::contracts::{
+    latest_schema, parse_frame, Interaction, InteractionError, InteractionVersion, WireError,
+};
 
 /// Why a Kafka value could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -130,44 +133,79 @@ impl EncodeError {
 
 /// Encodes interactions with the newest contract, registering it under `<topic>-value` if
 /// the registry does not have it yet (as Confluent's serializers do with auto-register).
+/// `schema_registry_converter` registers the contract and yields its id (once; errors are not
+/// cached); the datum is then written with the contract's schema, known at compile time.
 pub struct InteractionEncoder {
     encoder: AvroEncoder,
     strategy: SubjectNameStrategy,
     subject: String,
+    id: tokio::sync::OnceCell<u32>,
+    writer: GenericDatumWriter<'static>,
 }
 
 impl InteractionEncoder {
     /// An encoder for values of `topic`, against the registry at `registry_url`.
-    pub fn new(registry_url: &str, topic: &str) -> Self {
+    pub fn new(registry_url: &str, topic: &str) -> Result<Self, EncodeError> {
         let supplied = SuppliedSchema::new(
             None,
             SchemaType::Avro,
             InteractionVersion::LATEST.text().to_owned(),
         );
-        InteractionEncoder {
+        let subject = format!("{topic}-value");
+        let writer = GenericDatumWriter::builder(latest_schema())
+            .validate(false)
+            .build()
+            .map_err(|e| EncodeError {
+                subject: subject.clone(),
+                reason: e.to_string(),
+                retriable: false,
+            })?;
+        Ok(InteractionEncoder {
             encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
             strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
                 topic.to_owned(),
                 false,
                 supplied,
             ),
-            subject: format!("{topic}-value"),
-        }
+            subject,
+            id: tokio::sync::OnceCell::new(),
+            writer,
+        })
+    }
+
+    async fn schema_id(&self) -> Result<u32, EncodeError> {
+        self.id
+            .get_or_try_init(|| async {
+                self.encoder
+                    .get_schema_and_id(&self.subject, self.strategy.clone())
+                    .await
+                    .map(|schema| schema.id)
+                    .map_err(|e| {
+                        self.encoder.remove_errors_from_cache();
+                        EncodeError {
+                            subject: self.subject.clone(),
+                            reason: e.to_string(),
+                            retriable: e.retriable,
+                        }
+                    })
+            })
+            .await
+            .copied()
     }
 
     /// The framed bytes of one event.
     pub async fn encode(&self, event: &Interaction) -> Result<Vec<u8>, EncodeError> {
-        self.encoder
-            .encode_value(event.to_avro(), &self.strategy)
-            .await
-            .map_err(|e| {
-                let retriable = e.retriable;
-                self.encoder.remove_errors_from_cache();
-                EncodeError {
-                    subject: self.subject.clone(),
-                    reason: e.to_string(),
-                    retriable,
-                }
-            })
+        let id = self.schema_id().await?;
+        let mut out = Vec::with_capacity(128);
+        out.push(crate::contracts::MAGIC_BYTE);
+        out.extend_from_slice(&id.to_be_bytes());
+        self.writer
+            .write_value_ref(&mut out, &event.to_avro())
+            .map_err(|e| EncodeError {
+                subject: self.subject.clone(),
+                reason: e.to_string(),
+                retriable: false,
+            })?;
+        Ok(out)
     }
 }

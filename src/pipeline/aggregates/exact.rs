@@ -297,10 +297,16 @@ mod tests {
             (vec![-f64::MAX, -f64::MAX], f64::NEG_INFINITY),
             (vec![tiny, tiny, tiny], f64::from_bits(3)),
             (vec![tiny, -tiny], 0.0),
-            (vec![f64::MIN_POSITIVE, -tiny], f64::from_bits((1 << 52) - 1)),
+            (
+                vec![f64::MIN_POSITIVE, -tiny],
+                f64::from_bits((1 << 52) - 1),
+            ),
             // 2⁵³ + 1 is a tie between 2⁵³ and 2⁵³ + 2: even wins.
             (vec![9_007_199_254_740_992.0, 1.0], 9_007_199_254_740_992.0),
-            (vec![9_007_199_254_740_992.0, 1.0, tiny], 9_007_199_254_740_994.0),
+            (
+                vec![9_007_199_254_740_992.0, 1.0, tiny],
+                9_007_199_254_740_994.0,
+            ),
             (vec![9_007_199_254_740_994.0, 1.0], 9_007_199_254_740_996.0),
             (vec![1.0, f64::INFINITY], f64::INFINITY),
             (vec![1.0, f64::NEG_INFINITY], f64::NEG_INFINITY),
@@ -315,7 +321,12 @@ mod tests {
 
     #[test]
     fn serde_round_trip_is_compact() {
-        for values in [vec![], vec![1.0], vec![-1.0], vec![-f64::MAX, 3.5e-300, f64::NAN]] {
+        for values in [
+            vec![],
+            vec![1.0],
+            vec![-1.0],
+            vec![-f64::MAX, 3.5e-300, f64::NAN],
+        ] {
             let mut acc = ExactSum::default();
             values.iter().for_each(|&v| acc.add(v));
             let json = serde_json::to_string(&acc).unwrap();

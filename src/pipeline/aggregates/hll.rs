@@ -273,7 +273,10 @@ mod tests {
         let b = Hll::with_precision(11).unwrap();
         assert_eq!(
             a.merge(&b),
-            Err(AggregateError::PrecisionMismatch { left: 10, right: 11 })
+            Err(AggregateError::PrecisionMismatch {
+                left: 10,
+                right: 11
+            })
         );
         a.add("x");
         a.add_hash(0);

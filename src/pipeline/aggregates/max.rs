@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Max {
-    #[serde(with = "super::float")]
+    #[serde(with = "super::float::option")]
     value: Option<f64>,
 }
 
@@ -63,7 +63,11 @@ mod tests {
         for (values, expected) in cases {
             let mut max = Max::new();
             values.iter().for_each(|&v| max.add(v));
-            assert_eq!(max.result().map(f64::to_bits), expected.map(f64::to_bits), "{values:?}");
+            assert_eq!(
+                max.result().map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{values:?}"
+            );
             let json = serde_json::to_string(&max).unwrap();
             assert_eq!(serde_json::from_str::<Max>(&json).unwrap(), max, "{json}");
         }
@@ -89,6 +93,9 @@ mod tests {
             let mut merged = Max::new();
             parts.iter().rev().for_each(|part| merged.merge(part));
             prop_assert_eq!(merged.result().map(f64::to_bits), reference.map(f64::to_bits));
+            let json = serde_json::to_string(&merged).unwrap();
+            let back: Max = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back.result().map(f64::to_bits), reference.map(f64::to_bits));
         }
     }
 }

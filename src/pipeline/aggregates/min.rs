@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Min {
-    #[serde(with = "super::float")]
+    #[serde(with = "super::float::option")]
     value: Option<f64>,
 }
 
@@ -63,7 +63,11 @@ mod tests {
         for (values, expected) in cases {
             let mut min = Min::new();
             values.iter().for_each(|&v| min.add(v));
-            assert_eq!(min.result().map(f64::to_bits), expected.map(f64::to_bits), "{values:?}");
+            assert_eq!(
+                min.result().map(f64::to_bits),
+                expected.map(f64::to_bits),
+                "{values:?}"
+            );
             let json = serde_json::to_string(&min).unwrap();
             assert_eq!(serde_json::from_str::<Min>(&json).unwrap(), min, "{json}");
         }
@@ -89,6 +93,9 @@ mod tests {
             let mut merged = Min::new();
             parts.iter().rev().for_each(|part| merged.merge(part));
             prop_assert_eq!(merged.result().map(f64::to_bits), reference.map(f64::to_bits));
+            let json = serde_json::to_string(&merged).unwrap();
+            let back: Min = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(back.result().map(f64::to_bits), reference.map(f64::to_bits));
         }
     }
 }

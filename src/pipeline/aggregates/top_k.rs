@@ -268,7 +268,10 @@ mod tests {
         top
     }
 
-    fn entries(top: &[TopEntry]) -> Vec<(&str, u64, u64)> {
+    /// (key, count, error)
+    type Row<'a> = (&'a str, u64, u64);
+
+    fn entries(top: &[TopEntry]) -> Vec<Row<'_>> {
         top.iter()
             .map(|e| (e.key.as_str(), e.count, e.error))
             .collect()
@@ -276,13 +279,17 @@ mod tests {
 
     #[test]
     fn space_saving_table() {
-        let cases: Vec<(usize, Vec<&str>, Vec<(&str, u64, u64)>)> = vec![
+        let cases: Vec<(usize, Vec<&str>, Vec<Row>)> = vec![
             (3, vec![], vec![]),
-            (3, vec!["a", "b", "a", "c", "a", "b"], vec![("a", 3, 0), ("b", 2, 0), ("c", 1, 0)]),
+            (
+                3,
+                vec!["a", "b", "a", "c", "a", "b"],
+                vec![("a", 3, 0), ("b", 2, 0), ("c", 1, 0)],
+            ),
             // "c" evicts the smallest count, smallest key first: "b" (1) ...
             (2, vec!["a", "a", "b", "c"], vec![("a", 2, 0), ("c", 2, 1)]),
             // ... ties broken by key: "a" and "b" both 1, "a" goes.
-            (2, vec!["b", "a", "c"], vec![("b", 1, 0), ("c", 2, 1)]),
+            (2, vec!["b", "a", "c"], vec![("c", 2, 1), ("b", 1, 0)]),
             (1, vec!["x", "y", "z"], vec![("z", 3, 2)]),
         ];
         for (capacity, keys, expected) in cases {
@@ -290,7 +297,10 @@ mod tests {
             assert_eq!(entries(&top.result()), expected, "{keys:?}");
             assert_eq!(top.total(), keys.len() as u64);
         }
-        assert_eq!(entries(&summary(3, &["b", "a", "c", "c"]).top(2)), vec![("c", 2, 0), ("a", 1, 0)]);
+        assert_eq!(
+            entries(&summary(3, &["b", "a", "c", "c"]).top(2)),
+            vec![("c", 2, 0), ("a", 1, 0)]
+        );
     }
 
     #[test]
@@ -298,7 +308,10 @@ mod tests {
         // Not full: exact union.
         let mut a = summary(4, &["a", "a", "b"]);
         a.merge(&summary(4, &["b", "c"]));
-        assert_eq!(entries(&a.result()), vec![("a", 2, 0), ("b", 2, 0), ("c", 1, 0)]);
+        assert_eq!(
+            entries(&a.result()),
+            vec![("a", 2, 0), ("b", 2, 0), ("c", 1, 0)]
+        );
         // Full summaries stand their floor in for missing keys.
         let mut a = summary(2, &["a", "a", "a", "b"]); // a 3, b 1: floor 1
         let b = summary(2, &["c", "c", "d", "d"]); // c 2, d 2: floor 2
@@ -360,11 +373,17 @@ mod tests {
     fn check_guarantees(top: &TopK, truth: &BTreeMap<&str, u64>, n: u64) {
         assert_eq!(top.total(), n);
         let floor = top.floor();
-        assert!(floor as u128 * top.capacity() as u128 <= n as u128, "floor {floor}");
+        assert!(
+            floor as u128 * top.capacity() as u128 <= n as u128,
+            "floor {floor}"
+        );
         let mut sum = 0u64;
         for entry in top.result() {
             let f = truth.get(entry.key.as_str()).copied().unwrap_or(0);
-            assert!(entry.count - entry.error <= f && f <= entry.count, "{entry:?} true {f}");
+            assert!(
+                entry.count - entry.error <= f && f <= entry.count,
+                "{entry:?} true {f}"
+            );
             assert!(entry.error <= floor, "{entry:?} floor {floor}");
             sum += entry.count;
         }
@@ -403,7 +422,10 @@ mod tests {
             let expected_keys: Vec<&str> = expected.iter().map(|e| e.0).collect();
             assert_eq!(keys, expected_keys, "{name}");
             let max_error = reported.iter().map(|e| e.error).max().unwrap_or(0);
-            println!("TopK {name}: top-10 max error bound {max_error}, floor {}", top.floor());
+            println!(
+                "TopK {name}: top-10 max error bound {max_error}, floor {}",
+                top.floor()
+            );
         }
     }
 
@@ -423,11 +445,12 @@ mod tests {
             let mut merged = TopK::new(8).unwrap();
             parts.iter().for_each(|p| merged.merge(p));
             let truth = true_counts(&stream);
-            let mut expected: Vec<(&str, u64, u64)> =
+            let mut expected: Vec<Row> =
                 truth.iter().map(|(k, v)| (*k, *v, 0)).collect();
             expected.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
-            prop_assert_eq!(entries(&single.result()), expected.clone());
-            prop_assert_eq!(entries(&merged.result()), expected);
+            let (single, merged) = (single.result(), merged.result());
+            prop_assert_eq!(entries(&single), expected.clone());
+            prop_assert_eq!(entries(&merged), expected);
         }
 
         /// The guarantees hold for any stream, split and merge order, on skewed keys with

@@ -1,0 +1,17 @@
+//! The pure core of eventfold's pipelines: event-time [`windows`] (assignment, sessions,
+//! watermarks, lateness) and mergeable [`aggregates`]. Everything here is plain data and
+//! functions — no tokio, Kafka, SQL or clock — so the worker can fold a partition with it
+//! and the query side can merge the stored partials, and both can be tested exhaustively.
+//! Upholds invariants 4 (partials merge) and 5 (event time); the worker and store build
+//! the effectful shell around it.
+
+pub mod aggregates;
+pub mod windows;
+
+pub use aggregates::{
+    AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
+};
+pub use windows::{
+    assign, combined, window_is_final, SessionChange, SessionTracker, Watermark, Window,
+    WindowError, WindowSpec, WindowSpecError,
+};
