@@ -87,7 +87,7 @@ async fn ingest(
         .collect();
 
     // Raw: the same events, encoded beforehand, produced with plain rdkafka.
-    let encoder = InteractionEncoder::new(&registry_url, &raw_topic)?;
+    let encoder = InteractionEncoder::new(&registry_url, &raw_topic);
     let mut encoded = Vec::with_capacity(count);
     for event in &events {
         encoded.push((event.user_id.clone(), encoder.encode(event).await?));

@@ -20,8 +20,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 use super::token::ConsistencyToken;
-use super::validate::{validate_event, EventLimits, FieldError};
+use super::validate::{validate_event, EventJson, EventLimits, FieldError};
 use super::{CollectorConfig, EventProducer};
+use crate::contracts::Interaction;
 
 /// What the collector's handlers share.
 #[derive(Clone)]
@@ -251,6 +252,34 @@ fn parse_events(
     Ok(events)
 }
 
+/// The fast path for well-formed batches: typed deserialization and the same checks as
+/// the validator. `None` (anything unusual) sends the batch through the slow path, which
+/// reports exactly what is wrong.
+fn fast_parse(
+    bytes: &[u8],
+    format: Format,
+    limits: &EventLimits,
+    now: i64,
+    max: usize,
+) -> Option<Vec<Interaction>> {
+    let typed: Vec<EventJson> = match format {
+        Format::JsonArray => serde_json::from_slice(bytes).ok()?,
+        Format::Ndjson => std::str::from_utf8(bytes)
+            .ok()?
+            .lines()
+            .filter(|line| !line.trim().is_empty())
+            .map(|line| serde_json::from_str(line).ok())
+            .collect::<Option<_>>()?,
+    };
+    if typed.is_empty() || typed.len() > max {
+        return None;
+    }
+    typed
+        .into_iter()
+        .map(|event| event.accept(limits, now))
+        .collect()
+}
+
 async fn collect(
     State(state): State<CollectorState>,
     headers: HeaderMap,
@@ -258,19 +287,26 @@ async fn collect(
 ) -> Result<Response, CollectError> {
     let format = format_of(&headers)?;
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let values = parse_events(&bytes, format, state.config.max_events_per_batch)?;
     let now = now_ms();
-    let mut events = Vec::with_capacity(values.len());
-    let mut errors = Vec::new();
-    for (index, value) in values.iter().enumerate() {
-        match validate_event(index, value, &state.limits, now) {
-            Ok(event) => events.push(event),
-            Err(problems) => errors.extend(problems),
+    let max = state.config.max_events_per_batch;
+    let events = match fast_parse(&bytes, format, &state.limits, now, max) {
+        Some(events) => events,
+        None => {
+            let values = parse_events(&bytes, format, max)?;
+            let mut events = Vec::with_capacity(values.len());
+            let mut errors = Vec::new();
+            for (index, value) in values.iter().enumerate() {
+                match validate_event(index, value, &state.limits, now) {
+                    Ok(event) => events.push(event),
+                    Err(problems) => errors.extend(problems),
+                }
+            }
+            if !errors.is_empty() {
+                return Err(CollectError::InvalidEvents(errors));
+            }
+            events
         }
-    }
-    if !errors.is_empty() {
-        return Err(CollectError::InvalidEvents(errors));
-    }
+    };
     let outcomes = futures::future::join_all(events.iter().map(|e| state.producer.send(e))).await;
     let mut token = ConsistencyToken {
         topic: state.producer.topic().to_owned(),

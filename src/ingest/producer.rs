@@ -95,7 +95,7 @@ impl EventProducer {
         Ok(EventProducer {
             producer: RwLock::new(Arc::new(producer)),
             client_config,
-            encoder: InteractionEncoder::new(registry_url, topic)?,
+            encoder: InteractionEncoder::new(registry_url, topic),
             topic: topic.to_owned(),
             queue_timeout,
         })

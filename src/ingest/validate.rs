@@ -508,3 +508,167 @@ mod tests {
         }
     }
 }
+
+/// The typed shape of a valid event: the collector's fast path deserializes straight into it
+/// and checks the same limits as [`validate_event`]; anything it does not accept goes through
+/// [`validate_event`], which is authoritative and says what is wrong.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventJson {
+    event_id: String,
+    event_type: EventType,
+    user_id: String,
+    session_id: String,
+    #[serde(default)]
+    item_id: Option<String>,
+    occurred_at: i64,
+    app: String,
+    #[serde(default)]
+    properties: Option<BTreeMap<String, String>>,
+    #[serde(default)]
+    value: Option<f64>,
+    #[serde(default)]
+    device: Option<DeviceJson>,
+}
+
+/// The typed device record of [`EventJson`].
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceJson {
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    os_version: Option<String>,
+    #[serde(default)]
+    app_version: Option<String>,
+}
+
+fn fits(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.len() <= max
+}
+
+fn fits_optional(s: &Option<String>, max: usize) -> bool {
+    s.as_deref().is_none_or(|s| fits(s, max))
+}
+
+impl EventJson {
+    /// The event, if it passes every check of [`validate_event`]; `None` sends it to the
+    /// slow path for a precise error.
+    pub fn accept(self, limits: &EventLimits, now_ms: i64) -> Option<Interaction> {
+        let properties = self.properties.unwrap_or_default();
+        let ok = fits(&self.event_id, limits.max_id_bytes)
+            && uuid::Uuid::try_parse(&self.event_id).is_ok()
+            && self.event_type != EventType::Unknown
+            && fits(&self.user_id, limits.max_id_bytes)
+            && fits(&self.session_id, limits.max_id_bytes)
+            && fits_optional(&self.item_id, limits.max_id_bytes)
+            && self.occurred_at <= now_ms + limits.max_future_ms
+            && self.occurred_at >= now_ms - limits.max_age_ms
+            && fits(&self.app, limits.max_app_bytes)
+            && properties.len() <= limits.max_properties
+            && properties.iter().all(|(k, v)| {
+                k.len() <= limits.max_property_bytes && v.len() <= limits.max_property_bytes
+            })
+            && self.value.is_none_or(f64::is_finite)
+            && self.device.as_ref().is_none_or(|d| {
+                fits_optional(&d.platform, limits.max_app_bytes)
+                    && fits_optional(&d.os_version, limits.max_app_bytes)
+                    && fits_optional(&d.app_version, limits.max_app_bytes)
+            });
+        if !ok {
+            return None;
+        }
+        let device = self
+            .device
+            .map_or_else(Default::default, |d| crate::contracts::Device {
+                platform: d.platform.unwrap_or_else(|| "unknown".to_owned()),
+                os_version: d.os_version,
+                app_version: d.app_version,
+            });
+        Some(Interaction {
+            event_id: self.event_id,
+            event_type: self.event_type,
+            user_id: self.user_id,
+            session_id: self.session_id,
+            item_id: self.item_id,
+            occurred_at: self.occurred_at,
+            app: self.app,
+            properties,
+            value: self.value,
+            device,
+        })
+    }
+}
+
+#[cfg(test)]
+mod fast_path_tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    fn fast(value: &Value) -> Option<Interaction> {
+        serde_json::from_value::<EventJson>(value.clone())
+            .ok()?
+            .accept(&EventLimits::default(), NOW)
+    }
+
+    #[test]
+    fn the_fast_path_accepts_exactly_what_the_validator_accepts() {
+        let base = json!({
+            "event_id": "0b7c1d2e-3f40-4a5b-8c6d-7e8f9a0b1c2d", "event_type": "purchase", "user_id": "u1",
+            "session_id": "s1", "item_id": "sku", "occurred_at": NOW - 10, "app": "web",
+            "properties": {"k": "v"}, "value": 3.5, "device": {"platform": "ios", "os_version": "18"}
+        });
+        let mut variants = vec![base.clone()];
+        let edits: Vec<(&str, Value)> = vec![
+            ("event_id", json!("nope")),
+            ("event_id", json!("")),
+            ("event_type", json!("unknown")),
+            ("event_type", json!("teleport")),
+            ("event_type", json!(3)),
+            ("user_id", json!(" ")),
+            ("user_id", json!("x".repeat(200))),
+            ("session_id", json!(null)),
+            ("item_id", json!(null)),
+            ("item_id", json!("")),
+            ("item_id", json!(7)),
+            ("occurred_at", json!(NOW + 600_000)),
+            ("occurred_at", json!(0)),
+            ("occurred_at", json!(1.5)),
+            ("occurred_at", json!("1")),
+            ("app", json!("")),
+            ("properties", json!(null)),
+            ("properties", json!({})),
+            ("properties", json!({"k": 1})),
+            ("properties", json!({"k": "v".repeat(600)})),
+            ("value", json!(null)),
+            ("value", json!("3")),
+            ("device", json!(null)),
+            ("device", json!({})),
+            ("device", json!({"platform": ""})),
+            ("device", json!({"model": "x"})),
+            ("extra", json!(1)),
+        ];
+        for (field, value) in edits {
+            let mut variant = base.clone();
+            variant[field] = value;
+            variants.push(variant);
+        }
+        let mut without_item = base.clone();
+        without_item.as_object_mut().unwrap().remove("item_id");
+        variants.push(without_item);
+        for variant in variants {
+            let slow = validate_event(0, &variant, &EventLimits::default(), NOW).ok();
+            if let Some(accepted) = fast(&variant) {
+                assert_eq!(Some(accepted), slow, "{variant}");
+            }
+            if slow.is_some() {
+                assert!(
+                    fast(&variant).is_some(),
+                    "the fast path should accept {variant}"
+                );
+            }
+        }
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
-use apache_avro::writer::datum::GenericDatumWriter;
 use apache_avro::Schema;
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
@@ -15,9 +14,7 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use super::{RegistryClient, RegistryClientError};
-use crate::contracts::{
-    latest_schema, parse_frame, Interaction, InteractionError, InteractionVersion, WireError,
-};
+use crate::contracts::{parse_frame, Interaction, InteractionError, InteractionVersion, WireError};
 
 /// Why a Kafka value could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -134,33 +131,25 @@ impl EncodeError {
 /// Encodes interactions with the newest contract, registering it under `<topic>-value` if
 /// the registry does not have it yet (as Confluent's serializers do with auto-register).
 /// `schema_registry_converter` registers the contract and yields its id (once; errors are not
-/// cached); the datum is then written with the contract's schema, known at compile time.
+/// cached); the datum is then written directly in the contract's layout
+/// ([`Interaction::write_avro`]).
 pub struct InteractionEncoder {
     encoder: AvroEncoder,
     strategy: SubjectNameStrategy,
     subject: String,
     id: tokio::sync::OnceCell<u32>,
-    writer: GenericDatumWriter<'static>,
 }
 
 impl InteractionEncoder {
     /// An encoder for values of `topic`, against the registry at `registry_url`.
-    pub fn new(registry_url: &str, topic: &str) -> Result<Self, EncodeError> {
+    pub fn new(registry_url: &str, topic: &str) -> Self {
         let supplied = SuppliedSchema::new(
             None,
             SchemaType::Avro,
             InteractionVersion::LATEST.text().to_owned(),
         );
         let subject = format!("{topic}-value");
-        let writer = GenericDatumWriter::builder(latest_schema())
-            .validate(false)
-            .build()
-            .map_err(|e| EncodeError {
-                subject: subject.clone(),
-                reason: e.to_string(),
-                retriable: false,
-            })?;
-        Ok(InteractionEncoder {
+        InteractionEncoder {
             encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
             strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
                 topic.to_owned(),
@@ -169,8 +158,7 @@ impl InteractionEncoder {
             ),
             subject,
             id: tokio::sync::OnceCell::new(),
-            writer,
-        })
+        }
     }
 
     async fn schema_id(&self) -> Result<u32, EncodeError> {
@@ -199,13 +187,7 @@ impl InteractionEncoder {
         let mut out = Vec::with_capacity(128);
         out.push(crate::contracts::MAGIC_BYTE);
         out.extend_from_slice(&id.to_be_bytes());
-        self.writer
-            .write_value_ref(&mut out, &event.to_avro())
-            .map_err(|e| EncodeError {
-                subject: self.subject.clone(),
-                reason: e.to_string(),
-                retriable: false,
-            })?;
+        event.write_avro(&mut out);
         Ok(out)
     }
 }
