@@ -11,7 +11,7 @@ use crate::kafka::KafkaConfig;
 use crate::query::QueryConfig;
 use crate::registry::RegistryConfig;
 use crate::store::StoreConfig;
-use crate::telemetry::LogFormat;
+use crate::telemetry::{LogFormat, MetricsConfig};
 use crate::worker::WorkerConfig;
 
 /// Logging settings (section `[log]`).
@@ -64,6 +64,9 @@ pub struct Settings {
     /// `[log]`.
     #[serde(default)]
     pub log: LogConfig,
+    /// `[metrics]`.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 /// The configuration could not be loaded.
@@ -102,6 +105,29 @@ impl Settings {
         }
     }
 
+    /// The settings as TOML with secrets masked: every `kafka.properties` entry whose key
+    /// names a password, secret or key material, and the credentials of URLs.
+    pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
+        let mut masked = self.clone();
+        for (key, value) in masked.kafka.properties.iter_mut() {
+            let key = key.to_ascii_lowercase();
+            if [
+                "password",
+                "secret",
+                "sasl.jaas.config",
+                "ssl.key.pem",
+                "oauthbearer",
+            ]
+            .iter()
+            .any(|s| key.contains(s))
+            {
+                *value = "****".to_owned();
+            }
+        }
+        masked.registry.url = mask_url_credentials(&masked.registry.url);
+        toml::to_string_pretty(&masked)
+    }
+
     /// Every problem of every section.
     pub fn problems(&self) -> Vec<String> {
         let mut problems = self.kafka.problems();
@@ -109,5 +135,15 @@ impl Settings {
         problems.extend(self.collector.problems());
         problems.extend(self.worker.problems());
         problems
+    }
+}
+
+/// `scheme://user:password@host/…` → `scheme://****@host/…`.
+fn mask_url_credentials(url: &str) -> String {
+    match (url.find("://"), url.find('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}****{}", &url[..scheme_end + 3], &url[at..])
+        }
+        _ => url.to_owned(),
     }
 }

@@ -14,6 +14,7 @@ use crate::kafka::{ensure_topic, TopicSpec};
 use crate::registry::{RegistryClient, SchemaLog};
 use crate::settings::Settings;
 use crate::store::SqliteStore;
+use crate::telemetry::Readiness;
 use crate::worker::Worker;
 
 /// Runs the parsed command line.
@@ -33,18 +34,56 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Demo(args) => super::demo::run(&settings, &args, shutdown).await,
         Command::Bench { what } => super::bench::run(&settings, &what).await,
         Command::Config => {
-            print!("{}", toml::to_string_pretty(&settings)?);
+            print!("{}", settings.to_masked_toml()?);
             Ok(())
         }
     }
 }
 
-/// Starts the registry on its configured address; returns once it serves.
+/// Serves `/metrics`, `/healthz` and `/readyz` on the metrics listener (if enabled) until
+/// `shutdown`; returns the readiness the stages report to.
+pub(super) async fn start_exporter(
+    settings: &Settings,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Readiness> {
+    let readiness = Readiness::default();
+    if settings.metrics.enabled {
+        let handle = crate::telemetry::install_recorder();
+        let listener = TcpListener::bind(settings.metrics.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} (metrics.listen)",
+                    settings.metrics.listen
+                )
+            })?;
+        tokio::spawn(crate::http::serve(
+            listener,
+            crate::telemetry::router(handle, readiness.clone()),
+            shutdown,
+        ));
+    }
+    Ok(readiness)
+}
+
+/// Runs the registry on its configured address until `shutdown`.
 pub(super) async fn run_registry(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let readiness = start_exporter(settings, shutdown.clone()).await?;
+    run_registry_reporting(settings, shutdown, readiness).await
+}
+
+/// Runs the registry, reporting `broker` (its log is caught up) to `readiness`.
+pub(super) async fn run_registry_reporting(
+    settings: &Settings,
+    shutdown: CancellationToken,
+    readiness: Readiness,
+) -> anyhow::Result<()> {
+    readiness.set("broker", false);
     let log = SchemaLog::open(&settings.kafka, &settings.registry, shutdown.clone()).await?;
+    readiness.set("broker", true);
     let listener = TcpListener::bind(settings.registry.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
@@ -53,12 +92,19 @@ pub(super) async fn run_registry(
     Ok(())
 }
 
-/// Runs the collector on its configured address.
+/// Runs the collector on its configured address until `shutdown`.
 pub(super) async fn run_collector(
     settings: &Settings,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let readiness = start_exporter(settings, shutdown.clone()).await?;
     let config = &settings.collector;
+    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    readiness.set("registry", registry.check().await.is_ok());
+    readiness.set(
+        "broker",
+        ensure_topic_named(settings, &config.topic, 6).await.is_ok(),
+    );
     let producer = EventProducer::with_timeouts(
         &settings.kafka,
         &settings.registry.url,
@@ -106,16 +152,21 @@ pub(super) async fn ensure_interactions_topic(
     settings: &Settings,
     partitions: i32,
 ) -> anyhow::Result<()> {
-    ensure_topic(
-        &settings.kafka,
-        &TopicSpec {
-            name: &settings.worker.topic,
-            partitions,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await?;
+    ensure_topic_named(settings, &settings.worker.topic, partitions).await
+}
+
+async fn ensure_topic_named(
+    settings: &Settings,
+    topic: &str,
+    partitions: i32,
+) -> anyhow::Result<()> {
+    let spec = TopicSpec {
+        name: topic,
+        partitions,
+        replication: 1,
+        configs: &[],
+    };
+    ensure_topic(&settings.kafka, &spec).await?;
     Ok(())
 }
 
@@ -153,30 +204,42 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
 pub(super) async fn build_worker(
     settings: &Settings,
     store: SqliteStore,
+    readiness: Readiness,
 ) -> anyhow::Result<Worker> {
     let registry = RegistryClient::new(settings.registry.url.clone())?;
-    Ok(Worker::build(
+    let worker = Worker::build_reporting(
         &settings.kafka,
         settings.worker.clone(),
         registry,
         Arc::new(store),
+        readiness,
     )
-    .await?)
+    .await?;
+    Ok(worker)
 }
 
 async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = start_exporter(settings, shutdown.clone()).await?;
     let store = SqliteStore::open(&settings.store.path)?;
-    let worker = build_worker(settings, store).await?;
+    let worker = build_worker(settings, store, readiness).await?;
     tracing::info!(topic = %settings.worker.topic, group = %settings.worker.group_id, "Worker folding.");
     worker.run(shutdown).await;
     Ok(())
 }
 
-pub(super) async fn run_query(
+async fn run_query(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let readiness = start_exporter(settings, shutdown.clone()).await?;
+    run_query_reporting(settings, shutdown, readiness).await
+}
+
+/// Runs the query API, reporting `store` to `readiness`.
+pub(super) async fn run_query_reporting(
     settings: &Settings,
     shutdown: CancellationToken,
+    readiness: Readiness,
 ) -> anyhow::Result<()> {
     let store = SqliteStore::open(&settings.store.path)?;
+    readiness.set("store", store.partitions().await.is_ok());
     let listener = TcpListener::bind(settings.query.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.query.listen))?;

@@ -6,7 +6,8 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::commands::{
-    build_worker, ensure_interactions_topic, register_contracts, run_query, run_registry,
+    build_worker, ensure_interactions_topic, register_contracts, run_query_reporting,
+    run_registry_reporting, start_exporter,
 };
 use super::DemoArgs;
 use crate::ingest::{EventGenerator, EventProducer};
@@ -19,18 +20,25 @@ pub async fn run(
     args: &DemoArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let readiness = start_exporter(settings, shutdown.clone()).await?;
     let registry = tokio::spawn({
-        let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        async move { run_registry(&settings, shutdown).await }
+        let (settings, shutdown, readiness) =
+            (settings.clone(), shutdown.clone(), readiness.clone());
+        async move { run_registry_reporting(&settings, shutdown, readiness).await }
     });
     wait_for_registry(&settings.registry.url).await?;
     register_contracts(settings, &settings.worker.topic).await?;
     ensure_interactions_topic(settings, 6).await?;
-    let worker = build_worker(settings, SqliteStore::open(&settings.store.path)?).await?;
+    let worker = build_worker(
+        settings,
+        SqliteStore::open(&settings.store.path)?,
+        readiness.clone(),
+    )
+    .await?;
     let worker = tokio::spawn(worker.run(shutdown.clone()));
     let query = tokio::spawn({
-        let (settings, shutdown) = (settings.clone(), shutdown.clone());
-        async move { run_query(&settings, shutdown).await }
+        let (settings, shutdown, readiness) = (settings.clone(), shutdown.clone(), readiness);
+        async move { run_query_reporting(&settings, shutdown, readiness).await }
     });
     println!(
         "eventfold demo running: registry {} · query API http://{}/v1/freshness · Ctrl-C to stop",

@@ -23,6 +23,7 @@ use super::token::ConsistencyToken;
 use super::validate::{validate_event, EventJson, EventLimits, FieldError};
 use super::{CollectorConfig, EventProducer};
 use crate::contracts::Interaction;
+use crate::telemetry::metrics as names;
 
 /// What the collector's handlers share.
 #[derive(Clone)]
@@ -46,10 +47,15 @@ impl CollectorState {
 
 /// The collector's routes.
 pub fn router(state: CollectorState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/events", post(collect))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(state)
+        .with_state(state);
+    crate::http::instrument(router, "collector")
+}
+
+fn count_events(outcome: &'static str, n: usize) {
+    metrics::counter!(names::COLLECTOR_EVENTS_TOTAL, "outcome" => outcome).increment(n as u64);
 }
 
 /// A refused request.
@@ -302,11 +308,13 @@ async fn collect(
                 }
             }
             if !errors.is_empty() {
+                count_events("rejected", values.len());
                 return Err(CollectError::InvalidEvents(errors));
             }
             events
         }
     };
+    let started = std::time::Instant::now();
     let outcomes = futures::future::join_all(events.iter().map(|e| state.producer.send(e))).await;
     let mut token = ConsistencyToken {
         topic: state.producer.topic().to_owned(),
@@ -330,6 +338,9 @@ async fn collect(
             }
         }
     }
+    metrics::histogram!(names::COLLECTOR_PRODUCE_SECONDS).record(started.elapsed().as_secs_f64());
+    count_events("accepted", accepted.len());
+    count_events("unavailable", failed.len());
     if let Some(reason) = failure {
         tracing::warn!(failed = failed.len(), accepted = accepted.len(), %reason, "Events not acknowledged by Kafka.");
         return Err(CollectError::Unavailable {

@@ -155,6 +155,16 @@ impl EventProducer {
         let (partition, offset) = match producer.send(record, self.queue_timeout).await {
             Ok(delivery) => (delivery.partition, delivery.offset),
             Err((source, _)) => {
+                let kind = match source.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::MessageTimedOut) => "timeout",
+                    Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+                    Some(
+                        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch,
+                    ) => "fenced",
+                    _ => "other",
+                };
+                metrics::counter!(crate::telemetry::metrics::PRODUCE_ERRORS_TOTAL, "kind" => kind)
+                    .increment(1);
                 self.replace_if_broken(&producer, &source);
                 return Err(ProduceError::Kafka {
                     topic: self.topic.clone(),

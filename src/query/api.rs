@@ -13,11 +13,12 @@ use crate::store::{PartitionStatus, SqliteStore, StoreError};
 
 /// The query API's routes.
 pub fn router(store: SqliteStore) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/v1/users/{user_id}/event-counts", get(user_counts))
         .route("/v1/freshness", get(freshness))
         .route("/healthz", get(|| async { "ok" }))
-        .with_state(store)
+        .with_state(store);
+    crate::http::instrument(router, "query")
 }
 
 struct QueryError(StoreError);

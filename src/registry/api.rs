@@ -22,7 +22,7 @@ pub const CONTENT_TYPE_V1: &str = "application/vnd.schemaregistry.v1+json";
 
 /// The registry's routes over one replica's log.
 pub fn router(log: SchemaLog) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/", get(|| async { confluent_json(&json!({})) }))
         .route(
             "/schemas/types",
@@ -69,7 +69,8 @@ pub fn router(log: SchemaLog) -> Router {
             "/mode",
             get(|| async { confluent_json(&json!({"mode": "READWRITE"})) }),
         )
-        .with_state(log)
+        .with_state(log);
+    crate::http::instrument(router, "registry")
 }
 
 /// A JSON response with the registry's content type.

@@ -106,6 +106,29 @@ impl RegistryClient {
         &self.url
     }
 
+    /// Whether the registry answers (`GET /subjects`).
+    pub async fn check(&self) -> Result<(), RegistryClientError> {
+        let response = self
+            .http
+            .get(format!("{}/subjects", self.url))
+            .send()
+            .await
+            .map_err(|source| RegistryClientError::Transport {
+                url: self.url.clone(),
+                source,
+            })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(RegistryClientError::Refused {
+                url: self.url.clone(),
+                status: response.status().as_u16(),
+                error_code: 0,
+                message: "GET /subjects failed".to_owned(),
+            })
+        }
+    }
+
     /// The writer schema with this id.
     pub async fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, RegistryClientError> {
         if let Some(schema) = self

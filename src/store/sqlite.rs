@@ -281,7 +281,10 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
             batch.last_offset - batch.dedup_horizon_events
         ],
     )?;
-    Ok(CommitOutcome::Applied)
+    Ok(CommitOutcome::Applied {
+        folded: folded as u64,
+        duplicates: duplicates as u64,
+    })
 }
 
 #[async_trait::async_trait]

@@ -1,7 +1,9 @@
-//! Logs and metrics: the tracing subscriber (readable locally, JSON in production) and the
-//! names of every metric eventfold records, defined once.
+//! Logs, metrics and health: the tracing subscriber (readable locally, JSON in production),
+//! the names of every metric eventfold records, and the Prometheus/health listener.
 
+mod exporter;
 mod logging;
 pub mod metrics;
 
+pub use exporter::{install_recorder, router, MetricsConfig, Readiness};
 pub use logging::{init_logging, LogFormat};

@@ -25,6 +25,8 @@ pub struct FoldedEvent {
     pub event_type: EventType,
     /// Event time (ms).
     pub occurred_at: i64,
+    /// The record's Kafka timestamp (ms), if it has one.
+    pub ingested_at: Option<i64>,
 }
 
 /// One partition's micro-batch.

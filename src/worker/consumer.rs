@@ -22,6 +22,7 @@ use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use crate::registry::{DecodeError, InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
+use crate::telemetry::Readiness;
 
 /// The worker could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -65,6 +66,18 @@ impl Worker {
         registry: RegistryClient,
         store: Arc<dyn FoldStore>,
     ) -> Result<Worker, WorkerError> {
+        Self::build_reporting(kafka, config, registry, store, Readiness::default()).await
+    }
+
+    /// Like [`Worker::build`], reporting the checks `broker`, `registry`, `store` and
+    /// `partitions_assigned` to `readiness`.
+    pub async fn build_reporting(
+        kafka: &KafkaConfig,
+        config: WorkerConfig,
+        registry: RegistryClient,
+        store: Arc<dyn FoldStore>,
+        readiness: Readiness,
+    ) -> Result<Worker, WorkerError> {
         let mut problems = kafka.problems();
         problems.extend(config.problems());
         if !problems.is_empty() {
@@ -84,9 +97,13 @@ impl Worker {
             },
         )
         .await?;
-        let context = WorkerContext::default();
+        readiness.set("broker", true);
+        readiness.set("registry", registry.check().await.is_ok());
+        readiness.set("store", store.progress(&config.topic, 0).await.is_ok());
+        let context = WorkerContext::new(readiness);
         let consumer: StreamConsumer<WorkerContext> = kafka
             .consumer(&config.group_id)
+            .set("statistics.interval.ms", "5000")
             .create_with_context(context.clone())?;
         consumer.subscribe(&[&config.topic])?;
         let dead_letters: FutureProducer = kafka.producer().create()?;
@@ -228,6 +245,7 @@ impl Worker {
                 user_id: event.user_id,
                 event_type: event.event_type,
                 occurred_at: event.occurred_at,
+                ingested_at: message.timestamp().to_millis(),
             }),
             Err(error) => {
                 if !self.dead_letter(message, &error, shutdown).await {
@@ -306,12 +324,8 @@ impl Worker {
         let mut kafka_offsets = TopicPartitionList::new();
         for (batch, outcome) in batches.iter().zip(outcomes) {
             match outcome {
-                CommitOutcome::Applied => {
-                    metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
-                    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "dead_lettered")
-                        .increment(batch.dead_lettered);
-                    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "decoded")
-                        .increment(batch.events.len() as u64);
+                CommitOutcome::Applied { folded, duplicates } => {
+                    record_applied(batch, folded, duplicates);
                     self.context
                         .remember(batch.partition, batch.last_offset + 1);
                     let _ = kafka_offsets.add_partition_offset(
@@ -339,6 +353,27 @@ impl Worker {
             if let Err(error) = self.consumer.commit(&kafka_offsets, CommitMode::Async) {
                 tracing::debug!(%error, "Kafka offset commit failed (monitoring only).");
             }
+        }
+    }
+}
+
+/// Metrics of a committed batch: outcomes, size, and how long its events took to be folded.
+fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64) {
+    metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
+    metrics::histogram!(names::WORKER_BATCH_EVENTS).record(batch.records() as f64);
+    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "folded").increment(folded);
+    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "duplicate").increment(duplicates);
+    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "dead_lettered")
+        .increment(batch.dead_lettered);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
+    let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
+    for event in &batch.events {
+        event_lag.record((now - event.occurred_at).max(0) as f64 / 1000.0);
+        if let Some(ingested) = event.ingested_at {
+            ingest_lag.record((now - ingested).max(0) as f64 / 1000.0);
         }
     }
 }

@@ -10,6 +10,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 
+use crate::telemetry::metrics as names;
+use crate::telemetry::Readiness;
+
 /// Shared between the polling thread's callbacks and the fold loop.
 #[derive(Debug, Default, Clone)]
 pub struct WorkerContext {
@@ -17,9 +20,20 @@ pub struct WorkerContext {
     next_offsets: Arc<Mutex<HashMap<i32, i64>>>,
     /// Bumped on every assignment change.
     generation: Arc<AtomicU64>,
+    /// The process's readiness; `partitions_assigned` is set here.
+    readiness: Readiness,
 }
 
 impl WorkerContext {
+    /// A context reporting to `readiness`.
+    pub fn new(readiness: Readiness) -> Self {
+        readiness.set("partitions_assigned", false);
+        WorkerContext {
+            readiness,
+            ..Default::default()
+        }
+    }
+
     /// Records that a partition's store progress is `next` (the next offset to read).
     pub fn remember(&self, partition: i32, next: i64) {
         self.next_offsets
@@ -48,7 +62,20 @@ impl WorkerContext {
     }
 }
 
-impl ClientContext for WorkerContext {}
+impl ClientContext for WorkerContext {
+    /// librdkafka's statistics (every `statistics.interval.ms`): the consumer lag per
+    /// partition, as librdkafka computes it from the log end and this consumer's position.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, stats) in statistics.topics {
+            for (partition, p) in stats.partitions {
+                if partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!(names::WORKER_CONSUMER_LAG, "topic" => topic.clone(), "partition" => partition.to_string())
+                        .set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for WorkerContext {
     fn rebalance(
@@ -64,12 +91,17 @@ impl ConsumerContext for WorkerContext {
                 if let Err(error) = consumer.assign(tpl) {
                     tracing::error!(%error, "Cannot take the assigned partitions.");
                 }
+                metrics::counter!(names::WORKER_REBALANCES_TOTAL, "kind" => "assign").increment(1);
+                self.readiness
+                    .set("partitions_assigned", !partitions.is_empty());
                 tracing::info!(?partitions, "Partitions assigned.");
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Err(error) = consumer.unassign() {
                     tracing::error!(%error, "Cannot give up the revoked partitions.");
                 }
+                metrics::counter!(names::WORKER_REBALANCES_TOTAL, "kind" => "revoke").increment(1);
+                self.readiness.set("partitions_assigned", false);
                 tracing::info!("Partitions revoked.");
             }
             other => tracing::error!(error = ?other, "Rebalance failed."),

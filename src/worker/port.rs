@@ -21,7 +21,12 @@ pub struct PartitionProgress {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CommitOutcome {
     /// Applied: the partition's offset is now the batch's last offset.
-    Applied,
+    Applied {
+        /// Events folded into the read models.
+        folded: u64,
+        /// Events recognised as duplicates (counted once, earlier).
+        duplicates: u64,
+    },
     /// Refused: the stored offset was not the one the batch started from (another worker
     /// advanced the partition). Nothing was applied; resume from `stored`.
     Fenced {
