@@ -14,7 +14,10 @@ fn file(contents: &str) -> tempfile::NamedTempFile {
 
 fn load_error(contents: &str) -> String {
     let file = file(contents);
-    format!("{:#}", anyhow::Error::from(Settings::load(Some(file.path())).unwrap_err()))
+    format!(
+        "{:#}",
+        anyhow::Error::from(Settings::load(Some(file.path())).unwrap_err())
+    )
 }
 
 #[test]
@@ -37,7 +40,10 @@ fn layering_errors_and_masking() {
     std::env::set_var("EVENTFOLD__WORKER__BATCH_MAX_EVENTS", "11");
     let from_env = Settings::load(Some(layered.path())).unwrap();
     assert_eq!(from_env.kafka.bootstrap_servers, "from-env:9092");
-    assert_eq!(from_env.kafka.session_timeout_ms, 9000, "keys the environment does not set keep the file's value");
+    assert_eq!(
+        from_env.kafka.session_timeout_ms, 9000,
+        "keys the environment does not set keep the file's value"
+    );
     assert_eq!(from_env.worker.batch_max_events, 11);
     std::env::remove_var("EVENTFOLD__KAFKA__BOOTSTRAP_SERVERS");
     std::env::remove_var("EVENTFOLD__WORKER__BATCH_MAX_EVENTS");
@@ -64,7 +70,10 @@ fn layering_errors_and_masking() {
     }
     // All problems at once, not the first.
     let both = load_error("[worker]\nbatch_max_events = 0\nreader_version = 9\n");
-    assert!(both.contains("batch_max_events") && both.contains("reader_version"), "{both}");
+    assert!(
+        both.contains("batch_max_events") && both.contains("reader_version"),
+        "{both}"
+    );
 
     // `eventfold config` prints the effective settings with secrets masked.
     let secret = file("[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"app\"\n[registry]\nurl = \"https://user:pa55@registry:8081\"\n");
@@ -75,9 +84,20 @@ fn layering_errors_and_masking() {
         .unwrap();
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
-    assert!(!printed.contains("hunter2") && !printed.contains("pa55"), "{printed}");
-    assert!(printed.contains("\"sasl.password\" = \"****\"") && printed.contains("\"sasl.username\" = \"app\""), "{printed}");
-    assert!(printed.contains("https://****@registry:8081") && printed.contains("group_id = \"env-group\""), "{printed}");
+    assert!(
+        !printed.contains("hunter2") && !printed.contains("pa55"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("\"sasl.password\" = \"****\"")
+            && printed.contains("\"sasl.username\" = \"app\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("https://****@registry:8081")
+            && printed.contains("group_id = \"env-group\""),
+        "{printed}"
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_eventfold"))
         .arg("config")
         .env("EVENTFOLD__KAFKA__SESSION_TIMEOUT_MS", "abc")

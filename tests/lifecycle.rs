@@ -30,7 +30,10 @@ fn spawn_worker(names: &Names) -> Child {
         .env("EVENTFOLD__REGISTRY__URL", &names.registry)
         .env("EVENTFOLD__WORKER__TOPIC", &names.topic)
         .env("EVENTFOLD__WORKER__GROUP_ID", &names.group)
-        .env("EVENTFOLD__WORKER__DEAD_LETTER_TOPIC", format!("{}-dlq", names.topic))
+        .env(
+            "EVENTFOLD__WORKER__DEAD_LETTER_TOPIC",
+            format!("{}-dlq", names.topic),
+        )
         .env("EVENTFOLD__WORKER__BATCH_MAX_EVENTS", "50")
         .env("EVENTFOLD__STORE__PATH", &names.store)
         .env("EVENTFOLD__METRICS__ENABLED", "false")
@@ -42,25 +45,50 @@ fn spawn_worker(names: &Names) -> Child {
 }
 
 async fn read(store: &SqliteStore) -> u64 {
-    store.partitions().await.unwrap().iter().map(|p| p.read).sum()
+    store
+        .partitions()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.read)
+        .sum()
 }
 
 #[tokio::test]
 async fn sigterm_commits_and_leaves_then_the_next_worker_resumes_exactly() {
     let registry = TestRegistry::fresh().await;
     let topic = unique("lifecycle");
-    ensure_topic(&kafka(), &TopicSpec { name: &topic, partitions: 3, replication: 1, configs: &[] }).await.unwrap();
+    ensure_topic(
+        &kafka(),
+        &TopicSpec {
+            name: &topic,
+            partitions: 3,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await
+    .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let names = Names { topic: topic.clone(), group: unique("workers"), registry: registry.url.clone(), store: dir.path().join("store.db") };
+    let names = Names {
+        topic: topic.clone(),
+        group: unique("workers"),
+        registry: registry.url.clone(),
+        store: dir.path().join("store.db"),
+    };
     let store = SqliteStore::open(&names.store).unwrap();
-    let events: Vec<Interaction> = EventGenerator::new(21, 50, 30, 1_764_000_000_000).take(4000).collect();
+    let events: Vec<Interaction> = EventGenerator::new(21, 50, 30, 1_764_000_000_000)
+        .take(4000)
+        .collect();
 
     let producing = tokio::spawn({
         let (events, url, topic) = (events.clone(), registry.url.clone(), topic.clone());
         async move {
             let producer = EventProducer::new(&kafka(), &url, &topic).unwrap();
             for chunk in events.chunks(100) {
-                futures::future::try_join_all(chunk.iter().map(|e| producer.send(e))).await.unwrap();
+                futures::future::try_join_all(chunk.iter().map(|e| producer.send(e)))
+                    .await
+                    .unwrap();
                 tokio::time::sleep(Duration::from_millis(60)).await;
             }
         }
@@ -74,7 +102,10 @@ async fn sigterm_commits_and_leaves_then_the_next_worker_resumes_exactly() {
     }
     let before = read(&store).await;
     assert!(before >= 500, "the first worker folded {before} records");
-    let status = Command::new("kill").args(["-TERM", &first.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args(["-TERM", &first.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let exit = tokio::task::spawn_blocking(move || {
         let status = first.wait().unwrap();
@@ -85,10 +116,18 @@ async fn sigterm_commits_and_leaves_then_the_next_worker_resumes_exactly() {
     .await
     .unwrap();
     assert_eq!(exit.0.code(), Some(0), "{}", exit.1);
-    assert!(exit.1.contains("Worker stopped: batches committed, group left."), "{}", exit.1);
+    assert!(
+        exit.1
+            .contains("Worker stopped: batches committed, group left."),
+        "{}",
+        exit.1
+    );
     let at_stop = read(&store).await;
     producing.await.unwrap();
-    assert!(at_stop < 4000, "the stop should land mid-stream (read {at_stop})");
+    assert!(
+        at_stop < 4000,
+        "the stop should land mid-stream (read {at_stop})"
+    );
 
     let mut second = spawn_worker(&names);
     for _ in 0..600 {
@@ -97,15 +136,29 @@ async fn sigterm_commits_and_leaves_then_the_next_worker_resumes_exactly() {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _ = Command::new("kill").args(["-TERM", &second.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &second.id().to_string()])
+        .status();
     let _ = tokio::task::spawn_blocking(move || second.wait()).await;
 
     let partitions = store.partitions().await.unwrap();
-    let total = |f: fn(&eventfold::store::PartitionStatus) -> u64| partitions.iter().map(f).sum::<u64>();
-    assert_eq!((total(|p| p.read), total(|p| p.folded), total(|p| p.duplicates)), (4000, 4000, 0));
+    let total =
+        |f: fn(&eventfold::store::PartitionStatus) -> u64| partitions.iter().map(f).sum::<u64>();
+    assert_eq!(
+        (
+            total(|p| p.read),
+            total(|p| p.folded),
+            total(|p| p.duplicates)
+        ),
+        (4000, 4000, 0)
+    );
     let mut expected: BTreeMap<String, BTreeMap<EventType, u64>> = BTreeMap::new();
     for event in &events {
-        *expected.entry(event.user_id.clone()).or_default().entry(event.event_type).or_default() += 1;
+        *expected
+            .entry(event.user_id.clone())
+            .or_default()
+            .entry(event.event_type)
+            .or_default() += 1;
     }
     assert_eq!(store.all_user_event_counts().await.unwrap(), expected);
     registry.stop().await;

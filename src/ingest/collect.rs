@@ -24,6 +24,8 @@ use super::validate::{validate_event, EventJson, EventLimits, FieldError};
 use super::{CollectorConfig, EventProducer};
 use crate::contracts::Interaction;
 use crate::telemetry::metrics as names;
+use crate::telemetry::{TraceParent, TRACEPARENT};
+use tracing::Instrument;
 
 /// What the collector's handlers share.
 #[derive(Clone)]
@@ -315,7 +317,21 @@ async fn collect(
         }
     };
     let started = std::time::Instant::now();
-    let outcomes = futures::future::join_all(events.iter().map(|e| state.producer.send(e))).await;
+    let trace = headers
+        .get(TRACEPARENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceParent::parse)
+        .unwrap_or_else(TraceParent::random)
+        .child();
+    let span = tracing::info_span!("collect", trace_id = %trace.trace_id, span_id = %trace.span_id, events = events.len());
+    let traceparent = trace.header();
+    let outcomes = futures::future::join_all(
+        events
+            .iter()
+            .map(|e| state.producer.send_traced(e, Some(&traceparent))),
+    )
+    .instrument(span)
+    .await;
     let mut token = ConsistencyToken {
         topic: state.producer.topic().to_owned(),
         offsets: Default::default(),

@@ -4,12 +4,14 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::ClientConfig;
 
 use crate::contracts::Interaction;
 use crate::kafka::KafkaConfig;
 use crate::registry::{EncodeError, InteractionEncoder};
+use crate::telemetry::TRACEPARENT;
 
 /// Where the broker stored an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -140,8 +142,18 @@ impl EventProducer {
 
     /// Encodes `event`, produces it keyed by its user and waits for the broker's ack.
     pub async fn send(&self, event: &Interaction) -> Result<Delivery, ProduceError> {
+        self.send_traced(event, None).await
+    }
+
+    /// Like [`EventProducer::send`], with a W3C `traceparent` Kafka header.
+    pub async fn send_traced(
+        &self,
+        event: &Interaction,
+        traceparent: Option<&str>,
+    ) -> Result<Delivery, ProduceError> {
         let payload = self.encoder.encode(event).await?;
-        self.send_encoded(&event.user_id, &payload).await
+        self.send_encoded_traced(&event.user_id, &payload, traceparent)
+            .await
     }
 
     /// Produces an already-framed value keyed by `user_id`.
@@ -150,7 +162,22 @@ impl EventProducer {
         user_id: &str,
         payload: &[u8],
     ) -> Result<Delivery, ProduceError> {
-        let record = FutureRecord::to(&self.topic).key(user_id).payload(payload);
+        self.send_encoded_traced(user_id, payload, None).await
+    }
+
+    async fn send_encoded_traced(
+        &self,
+        user_id: &str,
+        payload: &[u8],
+        traceparent: Option<&str>,
+    ) -> Result<Delivery, ProduceError> {
+        let mut record = FutureRecord::to(&self.topic).key(user_id).payload(payload);
+        if let Some(value) = traceparent {
+            record = record.headers(OwnedHeaders::new().insert(Header {
+                key: TRACEPARENT,
+                value: Some(value),
+            }));
+        }
         let producer = self.current();
         let (partition, offset) = match producer.send(record, self.queue_timeout).await {
             Ok(delivery) => (delivery.partition, delivery.offset),

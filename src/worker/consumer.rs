@@ -22,7 +22,9 @@ use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use crate::registry::{DecodeError, InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
-use crate::telemetry::Readiness;
+use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
+use rdkafka::message::Headers;
+use tracing::Instrument;
 
 /// The worker could not start or had to stop.
 #[derive(Debug, thiserror::Error)]
@@ -225,9 +227,24 @@ impl Worker {
             );
         }
         cursor.sought = false;
+        let record_span = message
+            .headers()
+            .and_then(|headers| headers.iter().find(|h| h.key == TRACEPARENT))
+            .and_then(|h| h.value)
+            .and_then(|v| std::str::from_utf8(v).ok())
+            .and_then(TraceParent::parse)
+            .map(|parent| {
+                tracing::info_span!("fold_record", trace_id = %parent.trace_id, parent_span_id = %parent.span_id, partition, offset)
+            })
+            .unwrap_or_else(tracing::Span::none);
         let payload = message.payload();
         let decoded = loop {
-            match self.decoder.decode(payload).await {
+            match self
+                .decoder
+                .decode(payload)
+                .instrument(record_span.clone())
+                .await
+            {
                 Err(error) if error.is_transient() => {
                     tracing::warn!(partition, offset, %error, "Cannot decode yet; retrying.");
                     tokio::select! {
