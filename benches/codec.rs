@@ -9,7 +9,12 @@ use eventfold::contracts::latest_schema;
 use eventfold::ingest::{validate_event, EventGenerator, EventLimits};
 
 fn main() {
-    let count = 100_000;
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this as a quick smoke test.
+    let count = if std::env::args().any(|a| a == "--bench") {
+        100_000
+    } else {
+        1_000
+    };
     let now = 1_764_000_000_000;
     let events: Vec<_> = EventGenerator::new(3, 10_000, 1_000, now - count as i64 * 10)
         .take(count)

@@ -88,7 +88,8 @@ pub(super) async fn run_registry_reporting(
         .await
         .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
     tracing::info!(address = %settings.registry.listen, topic = %settings.registry.topic, "Schema registry serving.");
-    crate::http::serve(listener, crate::registry::router(log), shutdown).await?;
+    let router = crate::registry::router(log).merge(crate::telemetry::health_router(readiness));
+    crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
 
@@ -117,7 +118,8 @@ pub(super) async fn run_collector(
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, topic = %config.topic, "Collector serving.");
     let state = crate::ingest::CollectorState::new(producer, config.clone());
-    crate::http::serve(listener, crate::ingest::router(state), shutdown).await?;
+    let router = crate::ingest::router(state).merge(crate::telemetry::health_router(readiness));
+    crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
 
@@ -244,7 +246,8 @@ pub(super) async fn run_query_reporting(
         .await
         .with_context(|| format!("cannot listen on {}", settings.query.listen))?;
     tracing::info!(address = %settings.query.listen, "Query API serving.");
-    crate::http::serve(listener, crate::query::router(store), shutdown).await?;
+    let router = crate::query::router(store).merge(crate::telemetry::health_router(readiness));
+    crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
 

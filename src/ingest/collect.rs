@@ -15,7 +15,7 @@ use axum::extract::State;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
@@ -51,7 +51,6 @@ impl CollectorState {
 pub fn router(state: CollectorState) -> Router {
     let router = Router::new()
         .route("/v1/events", post(collect))
-        .route("/healthz", get(|| async { "ok" }))
         .with_state(state);
     crate::http::instrument(router, "collector")
 }

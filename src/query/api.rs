@@ -16,7 +16,6 @@ pub fn router(store: SqliteStore) -> Router {
     let router = Router::new()
         .route("/v1/users/{user_id}/event-counts", get(user_counts))
         .route("/v1/freshness", get(freshness))
-        .route("/healthz", get(|| async { "ok" }))
         .with_state(store);
     crate::http::instrument(router, "query")
 }

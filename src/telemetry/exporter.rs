@@ -97,26 +97,28 @@ pub fn install_recorder() -> PrometheusHandle {
         .clone()
 }
 
-#[derive(Clone)]
-struct ExporterState {
-    handle: PrometheusHandle,
-    readiness: Readiness,
-}
-
 /// `/metrics`, `/healthz`, `/readyz`.
 pub fn router(handle: PrometheusHandle, readiness: Readiness) -> Router {
     Router::new()
         .route(
             "/metrics",
-            get(|State(s): State<ExporterState>| async move { s.handle.render() }),
+            get(|State(handle): State<PrometheusHandle>| async move { handle.render() }),
         )
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .with_state(ExporterState { handle, readiness })
+        .with_state(handle)
+        .merge(health_router(readiness))
 }
 
-async fn ready(State(state): State<ExporterState>) -> impl IntoResponse {
-    let (ready, checks) = state.readiness.report();
+/// `/healthz` (the process answers) and `/readyz` (200 when every readiness check passes,
+/// else 503 with the checks), merged into every HTTP service and the metrics listener.
+pub fn health_router(readiness: Readiness) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(ready))
+        .with_state(readiness)
+}
+
+async fn ready(State(readiness): State<Readiness>) -> impl IntoResponse {
+    let (ready, checks) = readiness.report();
     let status = if ready {
         StatusCode::OK
     } else {

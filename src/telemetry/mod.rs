@@ -7,6 +7,6 @@ mod logging;
 pub mod metrics;
 mod trace_context;
 
-pub use exporter::{install_recorder, router, MetricsConfig, Readiness};
+pub use exporter::{health_router, install_recorder, router, MetricsConfig, Readiness};
 pub use logging::{init_logging, LogFormat};
 pub use trace_context::{TraceParent, TRACEPARENT};
