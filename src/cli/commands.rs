@@ -7,7 +7,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Cli, Command, ProduceArgs, QueryWhat};
+use super::{Cli, Command, ProduceArgs, QueryWhat, SchemaWhat};
 use crate::contracts::InteractionVersion;
 use crate::ingest::{EventGenerator, EventProducer};
 use crate::kafka::{ensure_topic, TopicSpec};
@@ -25,7 +25,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Registry => run_registry(&settings, shutdown).await,
         Command::Collect => run_collector(&settings, shutdown).await,
-        Command::Schema { topic } => register_contracts(&settings, &topic).await,
+        Command::Schema {
+            what: SchemaWhat::Register { topic },
+        } => register_contracts(&settings, &topic).await,
+        Command::Schema {
+            what: SchemaWhat::Check { schema, pipelines },
+        } => check_schema(&schema, &pipelines),
+        Command::Pipeline { dir } => check_pipelines(&dir),
         Command::Produce(args) => produce(&settings, &args).await,
         Command::Loadgen(args) => super::loadgen::run(&settings, &args).await.map(|_| ()),
         Command::Work => run_worker(&settings, shutdown).await,
@@ -169,6 +175,65 @@ async fn ensure_topic_named(
         configs: &[],
     };
     ensure_topic(&settings.kafka, &spec).await?;
+    Ok(())
+}
+
+fn load_all(dir: &std::path::Path) -> anyhow::Result<Vec<crate::pipeline::Pipeline>> {
+    crate::pipeline::load_pipelines(dir).map_err(|errors| {
+        let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        anyhow::anyhow!(
+            "{} pipeline file(s) have problems:\n  {}",
+            errors.len(),
+            lines.join("\n  ")
+        )
+    })
+}
+
+fn check_pipelines(dir: &std::path::Path) -> anyhow::Result<()> {
+    for pipeline in load_all(dir)? {
+        println!(
+            "{}: {} reads topic '{}' with contract v{} ({} aggregates, {} projections, watermark delay {} ms, grace {} ms)",
+            pipeline.file.display(),
+            pipeline.name,
+            pipeline.topic,
+            pipeline.reader_version.number(),
+            pipeline.aggregates.len(),
+            pipeline.projections.len(),
+            pipeline.watermark_delay_ms,
+            pipeline.grace_ms
+        );
+    }
+    Ok(())
+}
+
+fn check_schema(schema: &std::path::Path, dir: &std::path::Path) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(schema)
+        .with_context(|| format!("cannot read {}", schema.display()))?;
+    let writer = apache_avro::Schema::parse_str(&text)
+        .with_context(|| format!("{} is not a valid Avro schema", schema.display()))?;
+    let mut broken = 0;
+    for pipeline in load_all(dir)? {
+        let problems = crate::registry::compat::can_read(&writer, &pipeline.reader);
+        if problems.is_empty() {
+            println!(
+                "ok      {} ({}): reads {}",
+                pipeline.name,
+                pipeline.file.display(),
+                schema.display()
+            );
+        } else {
+            broken += 1;
+            println!("BREAKS  {} ({}):", pipeline.name, pipeline.file.display());
+            for problem in problems {
+                println!("          {problem}");
+            }
+        }
+    }
+    anyhow::ensure!(
+        broken == 0,
+        "{broken} pipeline(s) cannot read events written with {}",
+        schema.display()
+    );
     Ok(())
 }
 

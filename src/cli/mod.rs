@@ -38,11 +38,17 @@ pub enum Command {
     Registry,
     /// Run the HTTP collector apps send events to (`POST /v1/events`).
     Collect,
-    /// Register every version of the interaction contract (schemas/interaction/) in order.
+    /// Register the contract's versions, or check a new schema against the pipelines.
     Schema {
-        /// Topic whose value subject (`<topic>-value`) receives the schemas.
-        #[arg(long, default_value = "interactions")]
-        topic: String,
+        /// What to do.
+        #[command(subcommand)]
+        what: SchemaWhat,
+    },
+    /// Check the pipeline files and print what each computes.
+    Pipeline {
+        /// The folder of pipeline files.
+        #[arg(long, default_value = "pipelines")]
+        dir: PathBuf,
     },
     /// Produce generated interaction events to Kafka, keyed by user_id.
     Produce(ProduceArgs),
@@ -69,6 +75,26 @@ pub enum Command {
     },
     /// Print the effective settings (defaults < file < environment) as TOML.
     Config,
+}
+
+/// What `eventfold schema` does.
+#[derive(Debug, Subcommand)]
+pub enum SchemaWhat {
+    /// Register every version of the interaction contract (schemas/interaction/) in order.
+    Register {
+        /// Topic whose value subject (`<topic>-value`) receives the schemas.
+        #[arg(long, default_value = "interactions")]
+        topic: String,
+    },
+    /// Before registering a new version: can every pipeline still read events written with
+    /// it? Lists each pipeline that breaks, with the field and the rule; exits 2 if any does.
+    Check {
+        /// The new schema (.avsc).
+        schema: PathBuf,
+        /// The folder of pipeline files.
+        #[arg(long, default_value = "pipelines")]
+        pipelines: PathBuf,
+    },
 }
 
 /// What `eventfold query` prints.

@@ -1,4 +1,4 @@
-//! The pure core of eventfold's pipelines: event-time [`windows`] (assignment, sessions,
+//! The pure core of eventfold's pipelines: pipeline files ([`spec`]), event-time [`windows`] (assignment, sessions,
 //! watermarks, lateness) and mergeable [`aggregates`]. Everything here is plain data and
 //! functions — no tokio, Kafka, SQL or clock — so the worker can fold a partition with it
 //! and the query side can merge the stored partials, and both can be tested exhaustively.
@@ -6,10 +6,14 @@
 //! the effectful shell around it.
 
 pub mod aggregates;
+pub mod spec;
 pub mod windows;
 
 pub use aggregates::{
     AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
+};
+pub use spec::{
+    load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };
 pub use windows::{
     assign, combined, window_is_final, SessionChange, SessionTracker, Watermark, Window,
