@@ -6,12 +6,14 @@
 //! the effectful shell around it.
 
 pub mod aggregates;
+pub mod fold;
 pub mod spec;
 pub mod windows;
 
 pub use aggregates::{
     AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
 };
+pub use fold::{field_value, FoldError, Partial};
 pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };

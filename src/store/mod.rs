@@ -7,4 +7,4 @@ mod config;
 mod sqlite;
 
 pub use config::StoreConfig;
-pub use sqlite::{PartitionStatus, SqliteStore, StoreError};
+pub use sqlite::{AggregateRow, PartitionStatus, SqliteStore, StoreError};

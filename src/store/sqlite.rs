@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::contracts::EventType;
+use crate::pipeline::{AggregateState, Partial, Window};
 use crate::worker::{CommitOutcome, FoldBatch, FoldStore, FoldStoreError, PartitionProgress};
 
 /// A store operation failed.
@@ -55,9 +56,25 @@ pub struct PartitionStatus {
     pub duplicates: u64,
     /// Records sent to the dead-letter topic.
     pub dead_lettered: u64,
+    /// Distinct events too late for the pipeline's windows (copied to the late topic).
+    pub late: u64,
+    /// The highest event time folded (watermark = this − the pipeline's delay).
+    pub max_event_ms: Option<i64>,
 }
 
-const MIGRATIONS: &[&str] = &[r#"
+/// One window and group of an aggregate, merged over every partition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AggregateRow {
+    /// The window.
+    pub window: Window,
+    /// The group key (a JSON array of the group-by values).
+    pub group: String,
+    /// The merged partial.
+    pub state: AggregateState,
+}
+
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE IF NOT EXISTS partition_progress (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -82,7 +99,22 @@ CREATE TABLE IF NOT EXISTS user_event_counts (
     count INTEGER NOT NULL,
     PRIMARY KEY (user_id, event_type)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE partition_progress ADD COLUMN late INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE partition_progress ADD COLUMN max_event_ms INTEGER;
+CREATE TABLE IF NOT EXISTS aggregate_partials (
+    pipeline TEXT NOT NULL,
+    aggregate TEXT NOT NULL,
+    window_start INTEGER NOT NULL,
+    window_end INTEGER NOT NULL,
+    group_key TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    PRIMARY KEY (pipeline, aggregate, window_start, window_end, group_key, partition)
+);
+"#,
+];
 
 /// The SQLite read store.
 #[derive(Clone)]
@@ -188,7 +220,7 @@ impl SqliteStore {
     pub async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
         self.with(|c| {
             let mut statement = c.prepare_cached(
-                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered
+                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms
                  FROM partition_progress ORDER BY topic, partition",
             )?;
             let rows = statement.query_map([], |row| {
@@ -200,12 +232,70 @@ impl SqliteStore {
                     folded: row.get::<_, i64>(4)? as u64,
                     duplicates: row.get::<_, i64>(5)? as u64,
                     dead_lettered: row.get::<_, i64>(6)? as u64,
+                    late: row.get::<_, i64>(7)? as u64,
+                    max_event_ms: row.get(8)?,
                 })
             })?;
             rows.collect()
         })
         .await
     }
+}
+
+impl SqliteStore {
+    /// Every window and group of `aggregate` whose window overlaps `[from_ms, to_ms)`,
+    /// with the partitions' partials merged (invariant 4).
+    pub async fn aggregate_rows(
+        &self,
+        pipeline: &str,
+        aggregate: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        let (pipeline, aggregate) = (pipeline.to_owned(), aggregate.to_owned());
+        self.with(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT window_start, window_end, group_key, state FROM aggregate_partials
+                 WHERE pipeline = ?1 AND aggregate = ?2 AND window_end > ?3 AND window_start < ?4
+                 ORDER BY window_start, group_key",
+            )?;
+            let rows =
+                statement.query_map(params![pipeline, aggregate, from_ms, to_ms], |row| {
+                    Ok((
+                        row.get::<_, i64>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, String>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                })?;
+            let mut merged: BTreeMap<(i64, i64, String), AggregateState> = BTreeMap::new();
+            for row in rows {
+                let (start_ms, end_ms, group, state) = row?;
+                let state: AggregateState = serde_json::from_str(&state).map_err(corrupt)?;
+                match merged.entry((start_ms, end_ms, group)) {
+                    std::collections::btree_map::Entry::Vacant(slot) => {
+                        slot.insert(state);
+                    }
+                    std::collections::btree_map::Entry::Occupied(mut slot) => {
+                        slot.get_mut().merge(&state).map_err(corrupt)?
+                    }
+                }
+            }
+            Ok(merged
+                .into_iter()
+                .map(|((start_ms, end_ms, group), state)| AggregateRow {
+                    window: Window { start_ms, end_ms },
+                    group,
+                    state,
+                })
+                .collect())
+        })
+        .await
+    }
+}
+
+fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
 
 fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
@@ -218,27 +308,30 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-fn stored_offset(
+fn stored_progress(
     tx: &Transaction<'_>,
     topic: &str,
     partition: i32,
-) -> rusqlite::Result<Option<i64>> {
-    tx.query_row(
-        "SELECT last_offset FROM partition_progress WHERE topic = ?1 AND partition = ?2",
-        params![topic, partition],
-        |row| row.get(0),
-    )
-    .optional()
+) -> rusqlite::Result<PartitionProgress> {
+    Ok(tx
+        .query_row(
+            "SELECT last_offset, max_event_ms FROM partition_progress WHERE topic = ?1 AND partition = ?2",
+            params![topic, partition],
+            |row| {
+                Ok(PartitionProgress {
+                    last_offset: row.get(0)?,
+                    max_event_ms: row.get(1)?,
+                })
+            },
+        )
+        .optional()?
+        .unwrap_or_default())
 }
 
 fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<CommitOutcome> {
-    let stored = stored_offset(tx, &batch.topic, batch.partition)?;
-    if stored != batch.previous_offset {
-        return Ok(CommitOutcome::Fenced {
-            stored: PartitionProgress {
-                last_offset: stored,
-            },
-        });
+    let stored = stored_progress(tx, &batch.topic, batch.partition)?;
+    if stored.last_offset != batch.previous_offset {
+        return Ok(CommitOutcome::Fenced { stored });
     }
     let mut remember = tx.prepare_cached(
         "INSERT OR IGNORE INTO seen_events (topic, partition, event_id, offset) VALUES (?1, ?2, ?3, ?4)",
@@ -247,31 +340,45 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
         "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, 1)
          ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + 1",
     )?;
-    let mut folded = 0i64;
-    for event in &batch.events {
+    let (mut folded, mut late) = (0i64, 0i64);
+    let mut on_time = Vec::with_capacity(batch.events.len());
+    for folded_event in &batch.events {
+        let event = &folded_event.event;
         let first = remember.execute(params![
             batch.topic,
             batch.partition,
             event.event_id,
-            event.offset
+            folded_event.offset
         ])? == 1;
-        if first {
-            count.execute(params![event.user_id, event.event_type.as_str()])?;
+        if !first {
+            continue;
+        }
+        count.execute(params![event.user_id, event.event_type.as_str()])?;
+        if folded_event.late {
+            late += 1;
+        } else {
             folded += 1;
+            on_time.push(event);
         }
     }
+    if let Some(pipeline) = &batch.pipeline {
+        let partials = pipeline.fold(&on_time).map_err(corrupt)?;
+        merge_partials(tx, &pipeline.name, batch.partition, partials)?;
+    }
     let read = batch.records() as i64;
-    let duplicates = batch.events.len() as i64 - folded;
+    let duplicates = batch.events.len() as i64 - folded - late;
     tx.execute(
-        "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+        "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
          ON CONFLICT (topic, partition) DO UPDATE SET
            last_offset = excluded.last_offset,
            read = read + excluded.read,
            folded = folded + excluded.folded,
            duplicates = duplicates + excluded.duplicates,
-           dead_lettered = dead_lettered + excluded.dead_lettered",
-        params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64],
+           dead_lettered = dead_lettered + excluded.dead_lettered,
+           late = late + excluded.late,
+           max_event_ms = excluded.max_event_ms",
+        params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64, late, batch.max_event_ms],
     )?;
     tx.execute(
         "DELETE FROM seen_events WHERE topic = ?1 AND partition = ?2 AND offset <= ?3",
@@ -284,7 +391,54 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     Ok(CommitOutcome::Applied {
         folded: folded as u64,
         duplicates: duplicates as u64,
+        late: late as u64,
     })
+}
+
+/// Merges a batch's partials into the stored ones of its partition.
+fn merge_partials(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    partition: i32,
+    partials: Vec<Partial>,
+) -> rusqlite::Result<()> {
+    let mut read = tx.prepare_cached(
+        "SELECT state FROM aggregate_partials WHERE pipeline = ?1 AND aggregate = ?2 AND window_start = ?3
+         AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
+    )?;
+    let mut write = tx.prepare_cached(
+        "INSERT INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (pipeline, aggregate, window_start, window_end, group_key, partition) DO UPDATE SET state = excluded.state",
+    )?;
+    for partial in partials {
+        let key = params![
+            pipeline,
+            partial.aggregate,
+            partial.window.start_ms,
+            partial.window.end_ms,
+            partial.group,
+            partition
+        ];
+        let stored: Option<String> = read.query_row(key, |row| row.get(0)).optional()?;
+        let mut state = partial.state;
+        if let Some(stored) = stored {
+            let mut merged: AggregateState = serde_json::from_str(&stored).map_err(corrupt)?;
+            merged.merge(&state).map_err(corrupt)?;
+            state = merged;
+        }
+        let json = serde_json::to_string(&state).map_err(corrupt)?;
+        write.execute(params![
+            pipeline,
+            partial.aggregate,
+            partial.window.start_ms,
+            partial.window.end_ms,
+            partial.group,
+            partition,
+            json
+        ])?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -297,8 +451,7 @@ impl FoldStore for SqliteStore {
         let topic = topic.to_owned();
         self.with(move |c| {
             let tx = c.transaction()?;
-            let last_offset = stored_offset(&tx, &topic, partition)?;
-            Ok(PartitionProgress { last_offset })
+            stored_progress(&tx, &topic, partition)
         })
         .await
         .map_err(|e| FoldStoreError(Box::new(e)))

@@ -1,7 +1,10 @@
 //! Micro-batches: the events of one partition, in offset order, with the offset range they
 //! cover and what happened to each record. Pure data: no IO.
 
-use crate::contracts::EventType;
+use std::sync::Arc;
+
+use crate::contracts::Interaction;
+use crate::pipeline::Pipeline;
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -12,25 +15,22 @@ pub enum Outcome {
     DeadLettered,
 }
 
-/// The part of a decoded event the projections need.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A decoded event and where it came from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct FoldedEvent {
     /// Kafka offset.
     pub offset: i64,
-    /// Idempotency key.
-    pub event_id: String,
-    /// Who.
-    pub user_id: String,
-    /// What.
-    pub event_type: EventType,
-    /// Event time (ms).
-    pub occurred_at: i64,
+    /// The event, resolved to the reader schema.
+    pub event: Interaction,
     /// The record's Kafka timestamp (ms), if it has one.
     pub ingested_at: Option<i64>,
+    /// Late for the pipeline's windows (decided by the worker against the partition's
+    /// watermark as the event arrived); copied to the late topic already.
+    pub late: bool,
 }
 
 /// One partition's micro-batch.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FoldBatch {
     /// Topic.
     pub topic: String,
@@ -46,6 +46,10 @@ pub struct FoldBatch {
     pub dead_lettered: u64,
     /// Keep `event_id`s of this many most recent offsets for duplicate detection.
     pub dedup_horizon_events: i64,
+    /// The highest event time seen in the partition after this batch (its watermark source).
+    pub max_event_ms: Option<i64>,
+    /// The pipeline whose aggregates the batch's on-time, distinct events fold into.
+    pub pipeline: Option<Arc<Pipeline>>,
 }
 
 impl FoldBatch {
@@ -68,6 +72,8 @@ impl BatchBuilder {
         partition: i32,
         previous_offset: Option<i64>,
         dedup_horizon_events: i64,
+        max_event_ms: Option<i64>,
+        pipeline: Option<Arc<Pipeline>>,
     ) -> Self {
         BatchBuilder {
             batch: FoldBatch {
@@ -78,6 +84,8 @@ impl BatchBuilder {
                 events: Vec::new(),
                 dead_lettered: 0,
                 dedup_horizon_events,
+                max_event_ms,
+                pipeline,
             },
         }
     }
@@ -90,7 +98,14 @@ impl BatchBuilder {
     /// Adds a decoded event (its offset must be the next one).
     pub fn push_event(&mut self, event: FoldedEvent) {
         self.batch.last_offset = event.offset;
+        let at = event.event.occurred_at;
+        self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
         self.batch.events.push(event);
+    }
+
+    /// The highest event time seen in the partition so far.
+    pub fn max_event_ms(&self) -> Option<i64> {
+        self.batch.max_event_ms
     }
 
     /// Adds a record that went to the dead-letter topic.
@@ -116,6 +131,8 @@ impl BatchBuilder {
             self.batch.partition,
             Some(self.batch.last_offset),
             self.batch.dedup_horizon_events,
+            self.batch.max_event_ms,
+            self.batch.pipeline.clone(),
         );
         std::mem::replace(self, next).batch
     }

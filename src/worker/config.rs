@@ -15,6 +15,11 @@ pub struct WorkerConfig {
     /// Where records that cannot be decoded go, with headers saying why.
     #[serde(default = "default_dead_letter_topic")]
     pub dead_letter_topic: String,
+    /// A pipeline file whose windowed aggregates this worker folds too (its topic must be
+    /// `topic`; its reader schema replaces `reader_version`). Without one, only the
+    /// per-user projection is kept.
+    #[serde(default)]
+    pub pipeline: Option<std::path::PathBuf>,
     /// The contract version this worker reads with (events of other versions are resolved to it).
     #[serde(default = "default_reader_version")]
     pub reader_version: u32,
@@ -65,6 +70,7 @@ impl Default for WorkerConfig {
             topic: default_topic(),
             group_id: default_group_id(),
             dead_letter_topic: default_dead_letter_topic(),
+            pipeline: None,
             reader_version: default_reader_version(),
             batch_max_events: default_batch_max_events(),
             batch_linger_ms: default_batch_linger_ms(),

@@ -20,7 +20,8 @@ use super::dead_letter::{self, DeadLetter};
 use super::{BatchBuilder, CommitOutcome, FoldStore, FoldedEvent, WorkerConfig};
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::registry::{DecodeError, InteractionDecoder, RegistryClient};
+use crate::pipeline::{load_pipeline, Pipeline};
+use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
 use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
 use rdkafka::message::Headers;
@@ -51,6 +52,7 @@ pub struct Worker {
     dead_letters: FutureProducer,
     decoder: InteractionDecoder,
     store: Arc<dyn FoldStore>,
+    pipeline: Option<Arc<Pipeline>>,
 }
 
 struct Cursor {
@@ -85,10 +87,54 @@ impl Worker {
         if !problems.is_empty() {
             return Err(WorkerError::Config(problems));
         }
-        let reader = InteractionVersion::from_number(config.reader_version)
-            .ok_or_else(|| WorkerError::Config(vec!["worker.reader_version".into()]))?;
-        let reader =
-            interaction_schema(reader).map_err(|e| WorkerError::Config(vec![e.to_string()]))?;
+        let pipeline = match &config.pipeline {
+            None => None,
+            Some(path) => {
+                let pipeline =
+                    load_pipeline(path).map_err(|e| WorkerError::Config(vec![e.to_string()]))?;
+                let mut problems = Vec::new();
+                if pipeline.topic != config.topic {
+                    problems.push(format!(
+                        "worker.topic ('{}') must be the topic of pipeline {} ('{}')",
+                        config.topic,
+                        path.display(),
+                        pipeline.topic
+                    ));
+                }
+                let unsupported = pipeline.unsupported_aggregates();
+                if !unsupported.is_empty() {
+                    problems.push(format!(
+                        "{}: session-window aggregates are not folded by workers yet: {}",
+                        path.display(),
+                        unsupported.join(", ")
+                    ));
+                }
+                if !problems.is_empty() {
+                    return Err(WorkerError::Config(problems));
+                }
+                Some(Arc::new(pipeline))
+            }
+        };
+        let reader = match &pipeline {
+            Some(pipeline) => pipeline.reader.clone(),
+            None => {
+                let version = InteractionVersion::from_number(config.reader_version)
+                    .ok_or_else(|| WorkerError::Config(vec!["worker.reader_version".into()]))?;
+                interaction_schema(version).map_err(|e| WorkerError::Config(vec![e.to_string()]))?
+            }
+        };
+        if let Some(pipeline) = &pipeline {
+            ensure_topic(
+                kafka,
+                &TopicSpec {
+                    name: &pipeline.late_topic,
+                    partitions: 1,
+                    replication: 1,
+                    configs: &[],
+                },
+            )
+            .await?;
+        }
         ensure_topic(
             kafka,
             &TopicSpec {
@@ -116,6 +162,7 @@ impl Worker {
             context,
             dead_letters,
             store,
+            pipeline,
         })
     }
 
@@ -192,6 +239,8 @@ impl Worker {
                     partition,
                     progress.last_offset,
                     self.config.dedup_horizon_events,
+                    progress.max_event_ms,
+                    self.pipeline.clone(),
                 );
                 self.context.remember(partition, batch.next_offset());
                 slot.insert(Cursor {
@@ -255,17 +304,33 @@ impl Worker {
                 other => break other,
             }
         };
+        let decoded = decoded
+            .map_err(|error| (error.reason(), error.to_string()))
+            .and_then(|event| match &self.pipeline {
+                Some(pipeline) => pipeline
+                    .check_event_time(event.occurred_at)
+                    .map(|()| event)
+                    .map_err(|error| ("event_time_out_of_range", error.to_string())),
+                None => Ok(event),
+            });
         match decoded {
-            Ok(event) => cursor.batch.push_event(FoldedEvent {
-                offset,
-                event_id: event.event_id,
-                user_id: event.user_id,
-                event_type: event.event_type,
-                occurred_at: event.occurred_at,
-                ingested_at: message.timestamp().to_millis(),
-            }),
-            Err(error) => {
-                if !self.dead_letter(message, &error, shutdown).await {
+            Ok(event) => {
+                let late = self
+                    .pipeline
+                    .as_ref()
+                    .is_some_and(|p| p.is_late(cursor.batch.max_event_ms(), event.occurred_at));
+                if late && !self.copy_late(message, shutdown).await {
+                    return false;
+                }
+                cursor.batch.push_event(FoldedEvent {
+                    offset,
+                    event,
+                    ingested_at: message.timestamp().to_millis(),
+                    late,
+                });
+            }
+            Err((reason, error)) => {
+                if !self.dead_letter(message, reason, error, shutdown).await {
                     return false;
                 }
                 cursor.batch.push_dead_letter(offset);
@@ -274,10 +339,35 @@ impl Worker {
         true
     }
 
+    /// Copies a late record to the pipeline's late topic (at least once) before it is counted.
+    async fn copy_late(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+        let Some(pipeline) = &self.pipeline else {
+            return true;
+        };
+        let letter = DeadLetter {
+            topic: message.topic(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message.key(),
+            payload: message.payload(),
+            reason: "late",
+            error: format!(
+                "later than the watermark of {} minus its grace",
+                pipeline.name
+            ),
+        };
+        self.with_retry(shutdown, || {
+            dead_letter::send(&self.dead_letters, &pipeline.late_topic, &letter)
+        })
+        .await
+        .is_some()
+    }
+
     async fn dead_letter(
         &self,
         message: &BorrowedMessage<'_>,
-        error: &DecodeError,
+        reason: &'static str,
+        error: String,
         shutdown: &CancellationToken,
     ) -> bool {
         let letter = DeadLetter {
@@ -286,8 +376,8 @@ impl Worker {
             offset: message.offset(),
             key: message.key(),
             payload: message.payload(),
-            reason: error.reason(),
-            error: error.to_string(),
+            reason,
+            error,
         };
         tracing::warn!(partition = letter.partition, offset = letter.offset, reason = letter.reason, error = %letter.error, "Record dead-lettered.");
         self.with_retry(shutdown, || {
@@ -341,8 +431,12 @@ impl Worker {
         let mut kafka_offsets = TopicPartitionList::new();
         for (batch, outcome) in batches.iter().zip(outcomes) {
             match outcome {
-                CommitOutcome::Applied { folded, duplicates } => {
-                    record_applied(batch, folded, duplicates);
+                CommitOutcome::Applied {
+                    folded,
+                    duplicates,
+                    late,
+                } => {
+                    record_applied(batch, folded, duplicates, late);
                     self.context
                         .remember(batch.partition, batch.last_offset + 1);
                     let _ = kafka_offsets.add_partition_offset(
@@ -375,20 +469,21 @@ impl Worker {
 }
 
 /// Metrics of a committed batch: outcomes, size, and how long its events took to be folded.
-fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64) {
+fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: u64) {
     metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
     metrics::histogram!(names::WORKER_BATCH_EVENTS).record(batch.records() as f64);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "folded").increment(folded);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "duplicate").increment(duplicates);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "dead_lettered")
         .increment(batch.dead_lettered);
+    metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "late").increment(late);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
     let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
     for event in &batch.events {
-        event_lag.record((now - event.occurred_at).max(0) as f64 / 1000.0);
+        event_lag.record((now - event.event.occurred_at).max(0) as f64 / 1000.0);
         if let Some(ingested) = event.ingested_at {
             ingest_lag.record((now - ingested).max(0) as f64 / 1000.0);
         }

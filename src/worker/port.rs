@@ -15,6 +15,8 @@ pub struct FoldStoreError(#[source] pub Box<dyn std::error::Error + Send + Sync>
 pub struct PartitionProgress {
     /// The last applied offset (`None`: nothing yet, start at the beginning).
     pub last_offset: Option<i64>,
+    /// The highest event time folded so far (the partition's watermark source).
+    pub max_event_ms: Option<i64>,
 }
 
 /// The result of committing one partition's batch.
@@ -26,6 +28,8 @@ pub enum CommitOutcome {
         folded: u64,
         /// Events recognised as duplicates (counted once, earlier).
         duplicates: u64,
+        /// Distinct events too late for the pipeline's windows.
+        late: u64,
     },
     /// Refused: the stored offset was not the one the batch started from (another worker
     /// advanced the partition). Nothing was applied; resume from `stored`.

@@ -1,0 +1,255 @@
+//! Windowed aggregates folded by consumer-group workers against a real broker, compared with
+//! the workload's ground truth: late, out-of-order and duplicate events included, with one
+//! worker and with two workers of which one stops mid-run.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{kafka, unique, TestRegistry};
+use eventfold::contracts::Interaction;
+use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
+use eventfold::kafka::{ensure_topic, TopicSpec};
+use eventfold::pipeline::AggregateResult;
+use eventfold::registry::RegistryClient;
+use eventfold::store::SqliteStore;
+use eventfold::worker::{Worker, WorkerConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+struct Setup {
+    registry: TestRegistry,
+    topic: String,
+    group: String,
+    pipeline: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    store: SqliteStore,
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let registry = TestRegistry::fresh().await;
+        let topic = unique("folded");
+        ensure_topic(
+            &kafka(),
+            &TopicSpec {
+                name: &topic,
+                partitions: 4,
+                replication: 1,
+                configs: &[],
+            },
+        )
+        .await
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let pipeline = dir.path().join("test.yaml");
+        std::fs::write(
+            &pipeline,
+            format!(
+                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\n"
+            ),
+        )
+        .unwrap();
+        let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+        Setup {
+            registry,
+            group: unique("g"),
+            topic,
+            pipeline,
+            _dir: dir,
+            store,
+        }
+    }
+
+    async fn start_worker(&self) -> (CancellationToken, JoinHandle<()>) {
+        let config = WorkerConfig {
+            topic: self.topic.clone(),
+            group_id: self.group.clone(),
+            dead_letter_topic: format!("{}-dlq", self.topic),
+            pipeline: Some(self.pipeline.clone()),
+            batch_max_events: 100,
+            batch_linger_ms: 20,
+            ..WorkerConfig::default()
+        };
+        let worker = Worker::build(
+            &kafka(),
+            config,
+            RegistryClient::new(self.registry.url.clone()).unwrap(),
+            Arc::new(self.store.clone()),
+        )
+        .await
+        .unwrap();
+        let stop = CancellationToken::new();
+        (stop.clone(), tokio::spawn(worker.run(stop)))
+    }
+
+    async fn produce(&self, events: &[Interaction]) {
+        let producer = EventProducer::new(&kafka(), &self.registry.url, &self.topic).unwrap();
+        for chunk in events.chunks(200) {
+            futures::future::try_join_all(chunk.iter().map(|e| producer.send(e)))
+                .await
+                .unwrap();
+        }
+    }
+
+    async fn wait_for(&self, records: u64) {
+        for _ in 0..600 {
+            let read: u64 = self
+                .store
+                .partitions()
+                .await
+                .unwrap()
+                .iter()
+                .map(|p| p.read)
+                .sum();
+            if read >= records {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the store did not account for {records} records");
+    }
+
+    async fn assert_matches(&self, truth: &GroundTruth) {
+        let partitions = self.store.partitions().await.unwrap();
+        let sum = |f: fn(&eventfold::store::PartitionStatus) -> u64| {
+            partitions.iter().map(f).sum::<u64>()
+        };
+        assert_eq!(
+            (
+                sum(|p| p.read),
+                sum(|p| p.folded),
+                sum(|p| p.late),
+                sum(|p| p.duplicates),
+                sum(|p| p.dead_lettered)
+            ),
+            (
+                truth.events_sent,
+                truth.distinct_events - truth.late_events,
+                truth.late_events,
+                truth.duplicates,
+                0
+            )
+        );
+        let rows = self
+            .store
+            .aggregate_rows("test", "per_type", i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let mut folded: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
+        for row in rows {
+            let AggregateResult::Count(n) = row.state.result(&Default::default()) else {
+                panic!("count")
+            };
+            let group: Vec<String> = serde_json::from_str(&row.group).unwrap();
+            folded
+                .entry(row.window.start_ms)
+                .or_default()
+                .insert(group[0].clone(), n);
+        }
+        let expected: BTreeMap<i64, BTreeMap<String, u64>> = truth
+            .windows
+            .iter()
+            .map(|(start, w)| {
+                (
+                    *start,
+                    w.per_type
+                        .iter()
+                        .map(|(k, v)| (k.as_str().to_owned(), *v))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(folded, expected);
+        for row in self
+            .store
+            .aggregate_rows("test", "revenue", i64::MIN, i64::MAX)
+            .await
+            .unwrap()
+        {
+            let AggregateResult::Sum(sum) = row.state.result(&Default::default()) else {
+                panic!("sum")
+            };
+            let want = truth.windows[&row.window.start_ms].revenue;
+            assert!((sum - want).abs() < 1e-6, "revenue {sum} vs {want}");
+        }
+        for row in self
+            .store
+            .aggregate_rows("test", "users", i64::MIN, i64::MAX)
+            .await
+            .unwrap()
+        {
+            let AggregateResult::CountDistinct(n) = row.state.result(&Default::default()) else {
+                panic!("distinct")
+            };
+            let want = truth.windows[&row.window.start_ms].unique_users as f64;
+            assert!(
+                (n as f64 - want).abs() <= (want * 0.02).max(1.0),
+                "unique users {n} vs {want}"
+            );
+        }
+        assert_eq!(
+            self.store.all_user_event_counts().await.unwrap(),
+            truth.per_user
+        );
+    }
+}
+
+fn workload(seed: u64, count: usize) -> (Vec<Interaction>, GroundTruth) {
+    let config = WorkloadConfig {
+        seed,
+        users: 60,
+        items: 40,
+        start_ms: 1_764_000_000_000,
+        mean_gap_ms: 100,
+        out_of_order_fraction: 0.05,
+        out_of_order_ms: 3_000,
+        late_fraction: 0.02,
+        late_by_ms: 100_000,
+        duplicate_fraction: 0.03,
+        ..WorkloadConfig::default()
+    };
+    let mut truth = GroundTruth::new(60_000);
+    let events = Workload::new(config)
+        .take(count)
+        .map(|(planned, event)| {
+            truth.record(planned, &event);
+            event
+        })
+        .collect();
+    (events, truth)
+}
+
+#[tokio::test]
+async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates() {
+    let setup = Setup::new().await;
+    let (events, truth) = workload(5, 3000);
+    assert!(truth.late_events > 10 && truth.duplicates > 30 && truth.out_of_order_events > 50);
+    let (stop, worker) = setup.start_worker().await;
+    setup.produce(&events).await;
+    setup.wait_for(truth.events_sent).await;
+    setup.assert_matches(&truth).await;
+    stop.cancel();
+    worker.await.unwrap();
+    setup.registry.stop().await;
+}
+
+#[tokio::test]
+async fn two_workers_and_a_takeover_still_fold_exactly() {
+    let setup = Setup::new().await;
+    let (events, truth) = workload(6, 4000);
+    let (stop_a, worker_a) = setup.start_worker().await;
+    let (stop_b, worker_b) = setup.start_worker().await;
+    setup.produce(&events[..2000]).await;
+    setup.wait_for(2000).await;
+    stop_a.cancel();
+    worker_a.await.unwrap();
+    setup.produce(&events[2000..]).await;
+    setup.wait_for(truth.events_sent).await;
+    setup.assert_matches(&truth).await;
+    stop_b.cancel();
+    worker_b.await.unwrap();
+    setup.registry.stop().await;
+}
