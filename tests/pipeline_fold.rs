@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{kafka, unique, TestRegistry};
-use eventfold::contracts::Interaction;
+use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
 use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::AggregateResult;
@@ -48,7 +48,7 @@ impl Setup {
         std::fs::write(
             &pipeline,
             format!(
-                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\n"
+                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\nprojections:\n  - {{name: user_profiles, kind: user}}\n  - {{name: items, kind: item}}\n  - {{name: sessions, kind: session}}\n"
             ),
         )
         .unwrap();
@@ -110,6 +110,73 @@ impl Setup {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         panic!("the store did not account for {records} records");
+    }
+
+    async fn assert_projections(&self, events: &[Interaction], truth: &GroundTruth) {
+        let mut seen = std::collections::HashSet::new();
+        let distinct: Vec<&Interaction> = events
+            .iter()
+            .filter(|e| seen.insert(e.event_id.clone()))
+            .collect();
+        let items = self.store.item_profiles("test").await.unwrap();
+        assert_eq!(items.len(), truth.per_item.len());
+        for item in &items {
+            let counts = &truth.per_item[&item.item_id];
+            let n = |k: EventType| counts.get(&k).copied().unwrap_or(0);
+            assert_eq!(
+                (item.views, item.clicks, item.add_to_carts, item.purchases),
+                (
+                    n(EventType::PageView),
+                    n(EventType::Click),
+                    n(EventType::AddToCart),
+                    n(EventType::Purchase)
+                ),
+                "{}",
+                item.item_id
+            );
+        }
+        let mut sessions: BTreeMap<String, (i64, i64, u64, bool)> = BTreeMap::new();
+        for e in &distinct {
+            let s = sessions
+                .entry(e.session_id.clone())
+                .or_insert((i64::MAX, i64::MIN, 0, false));
+            *s = (
+                s.0.min(e.occurred_at),
+                s.1.max(e.occurred_at),
+                s.2 + 1,
+                s.3 || e.event_type == EventType::Purchase,
+            );
+        }
+        let stored: BTreeMap<String, (i64, i64, u64, bool)> = self
+            .store
+            .session_profiles("test")
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.session_id, (s.start_ms, s.end_ms, s.events, s.converted)))
+            .collect();
+        assert_eq!(stored, sessions);
+        for user in truth.per_user.keys().take(10) {
+            let mine: Vec<&&Interaction> = distinct.iter().filter(|e| &e.user_id == user).collect();
+            let profile = self
+                .store
+                .user_profile("test", user)
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(profile.events, mine.len() as u64);
+            assert_eq!(
+                profile.last_seen_ms,
+                mine.iter().map(|e| e.occurred_at).max().unwrap()
+            );
+            assert_eq!(
+                profile.first_seen_ms,
+                mine.iter().map(|e| e.occurred_at).min().unwrap()
+            );
+            let value: f64 = mine.iter().filter_map(|e| e.value).sum();
+            assert!((profile.total_value - value).abs() < 1e-6);
+            assert_eq!(profile.counts, truth.per_user[user]);
+        }
     }
 
     async fn assert_matches(&self, truth: &GroundTruth) {
@@ -231,6 +298,7 @@ async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates(
     setup.produce(&events).await;
     setup.wait_for(truth.events_sent).await;
     setup.assert_matches(&truth).await;
+    setup.assert_projections(&events, &truth).await;
     stop.cancel();
     worker.await.unwrap();
     setup.registry.stop().await;
@@ -249,6 +317,7 @@ async fn two_workers_and_a_takeover_still_fold_exactly() {
     setup.produce(&events[2000..]).await;
     setup.wait_for(truth.events_sent).await;
     setup.assert_matches(&truth).await;
+    setup.assert_projections(&events, &truth).await;
     stop_b.cancel();
     worker_b.await.unwrap();
     setup.registry.stop().await;

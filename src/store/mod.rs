@@ -7,4 +7,7 @@ mod config;
 mod sqlite;
 
 pub use config::StoreConfig;
-pub use sqlite::{AggregateRow, PartitionStatus, SqliteStore, StoreError};
+pub use sqlite::{
+    AggregateRow, ItemProfile, PartitionStatus, SessionProfile, SqliteStore, StoreError,
+    UserProfile,
+};

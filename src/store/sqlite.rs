@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::contracts::EventType;
-use crate::pipeline::{AggregateState, Partial, Window};
+use crate::contracts::Interaction;
+use crate::pipeline::{AggregateState, Partial, Pipeline, ProjectionKind, Window};
 use crate::worker::{CommitOutcome, FoldBatch, FoldStore, FoldStoreError, PartitionProgress};
 
 /// A store operation failed.
@@ -112,6 +113,37 @@ CREATE TABLE IF NOT EXISTS aggregate_partials (
     partition INTEGER NOT NULL,
     state TEXT NOT NULL,
     PRIMARY KEY (pipeline, aggregate, window_start, window_end, group_key, partition)
+);
+"#,
+    r#"
+CREATE TABLE IF NOT EXISTS user_profiles (
+    pipeline TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    total_value REAL NOT NULL,
+    current_session TEXT NOT NULL,
+    PRIMARY KEY (pipeline, user_id)
+);
+CREATE TABLE IF NOT EXISTS item_profiles (
+    pipeline TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    views INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    add_to_carts INTEGER NOT NULL,
+    purchases INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, item_id)
+);
+CREATE TABLE IF NOT EXISTS session_profiles (
+    pipeline TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    converted INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, session_id)
 );
 "#,
 ];
@@ -294,6 +326,143 @@ impl SqliteStore {
     }
 }
 
+/// A user's read model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct UserProfile {
+    /// The user.
+    pub user_id: String,
+    /// Earliest event time.
+    pub first_seen_ms: i64,
+    /// Latest event time.
+    pub last_seen_ms: i64,
+    /// Distinct events.
+    pub events: u64,
+    /// Sum of `value` over every event.
+    pub total_value: f64,
+    /// The session of the latest event.
+    pub current_session: String,
+    /// Events by type.
+    pub counts: BTreeMap<EventType, u64>,
+}
+
+/// An item's read model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ItemProfile {
+    /// The item.
+    pub item_id: String,
+    /// page_view events.
+    pub views: u64,
+    /// click events.
+    pub clicks: u64,
+    /// add_to_cart events.
+    pub add_to_carts: u64,
+    /// purchase events.
+    pub purchases: u64,
+    /// purchases / views (`None` without views).
+    pub conversion_rate: Option<f64>,
+}
+
+/// A session's read model.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SessionProfile {
+    /// The session.
+    pub session_id: String,
+    /// Its user.
+    pub user_id: String,
+    /// First event time.
+    pub start_ms: i64,
+    /// Last event time.
+    pub end_ms: i64,
+    /// end − start.
+    pub length_ms: i64,
+    /// Distinct events.
+    pub events: u64,
+    /// Whether it holds a purchase.
+    pub converted: bool,
+}
+
+impl SqliteStore {
+    /// A user's profile in `pipeline`, if the user was seen.
+    pub async fn user_profile(
+        &self,
+        pipeline: &str,
+        user_id: &str,
+    ) -> Result<Option<UserProfile>, StoreError> {
+        let counts = self.user_event_counts(user_id).await?;
+        let (pipeline, user_id) = (pipeline.to_owned(), user_id.to_owned());
+        self.with(move |c| {
+            c.query_row(
+                "SELECT first_seen_ms, last_seen_ms, events, total_value, current_session FROM user_profiles WHERE pipeline = ?1 AND user_id = ?2",
+                params![pipeline, user_id],
+                |row| {
+                    Ok(UserProfile {
+                        user_id: user_id.clone(),
+                        first_seen_ms: row.get(0)?,
+                        last_seen_ms: row.get(1)?,
+                        events: row.get::<_, i64>(2)? as u64,
+                        total_value: row.get(3)?,
+                        current_session: row.get(4)?,
+                        counts,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    /// Every item's profile in `pipeline`, by item id.
+    pub async fn item_profiles(&self, pipeline: &str) -> Result<Vec<ItemProfile>, StoreError> {
+        let pipeline = pipeline.to_owned();
+        self.with(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT item_id, views, clicks, add_to_carts, purchases FROM item_profiles WHERE pipeline = ?1 ORDER BY item_id",
+            )?;
+            let rows = statement.query_map([pipeline], |row| {
+                let views = row.get::<_, i64>(1)? as u64;
+                let purchases = row.get::<_, i64>(4)? as u64;
+                Ok(ItemProfile {
+                    item_id: row.get(0)?,
+                    views,
+                    clicks: row.get::<_, i64>(2)? as u64,
+                    add_to_carts: row.get::<_, i64>(3)? as u64,
+                    purchases,
+                    conversion_rate: (views > 0).then(|| purchases as f64 / views as f64),
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every session's profile in `pipeline`, by session id.
+    pub async fn session_profiles(
+        &self,
+        pipeline: &str,
+    ) -> Result<Vec<SessionProfile>, StoreError> {
+        let pipeline = pipeline.to_owned();
+        self.with(move |c| {
+            let mut statement = c.prepare_cached(
+                "SELECT session_id, user_id, start_ms, end_ms, events, converted FROM session_profiles WHERE pipeline = ?1 ORDER BY session_id",
+            )?;
+            let rows = statement.query_map([pipeline], |row| {
+                let (start_ms, end_ms): (i64, i64) = (row.get(2)?, row.get(3)?);
+                Ok(SessionProfile {
+                    session_id: row.get(0)?,
+                    user_id: row.get(1)?,
+                    start_ms,
+                    end_ms,
+                    length_ms: end_ms - start_ms,
+                    events: row.get::<_, i64>(4)? as u64,
+                    converted: row.get::<_, i64>(5)? != 0,
+                })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
 fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
@@ -342,6 +511,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     )?;
     let (mut folded, mut late) = (0i64, 0i64);
     let mut on_time = Vec::with_capacity(batch.events.len());
+    let mut fresh = Vec::with_capacity(batch.events.len());
     for folded_event in &batch.events {
         let event = &folded_event.event;
         let first = remember.execute(params![
@@ -354,6 +524,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
             continue;
         }
         count.execute(params![event.user_id, event.event_type.as_str()])?;
+        fresh.push(event);
         if folded_event.late {
             late += 1;
         } else {
@@ -364,6 +535,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     if let Some(pipeline) = &batch.pipeline {
         let partials = pipeline.fold(&on_time).map_err(corrupt)?;
         merge_partials(tx, &pipeline.name, batch.partition, partials)?;
+        project(tx, pipeline, &fresh)?;
     }
     let read = batch.records() as i64;
     let duplicates = batch.events.len() as i64 - folded - late;
@@ -393,6 +565,78 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
         duplicates: duplicates as u64,
         late: late as u64,
     })
+}
+
+/// Updates the pipeline's projections with a batch's distinct events (late ones included:
+/// read models are not windowed).
+fn project(
+    tx: &Transaction<'_>,
+    pipeline: &Pipeline,
+    events: &[&Interaction],
+) -> rusqlite::Result<()> {
+    let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
+    let name = &pipeline.name;
+    if keeps(ProjectionKind::User) {
+        let mut user = tx.prepare_cached(
+            "INSERT INTO user_profiles (pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session)
+             VALUES (?1, ?2, ?3, ?3, 1, ?4, ?5)
+             ON CONFLICT (pipeline, user_id) DO UPDATE SET
+               first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
+               last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
+               events = events + 1,
+               total_value = total_value + excluded.total_value,
+               current_session = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.current_session ELSE current_session END",
+        )?;
+        for e in events {
+            user.execute(params![
+                name,
+                e.user_id,
+                e.occurred_at,
+                e.value.unwrap_or(0.0),
+                e.session_id
+            ])?;
+        }
+    }
+    if keeps(ProjectionKind::Item) {
+        let mut item = tx.prepare_cached(
+            "INSERT INTO item_profiles (pipeline, item_id, views, clicks, add_to_carts, purchases)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (pipeline, item_id) DO UPDATE SET
+               views = views + excluded.views, clicks = clicks + excluded.clicks,
+               add_to_carts = add_to_carts + excluded.add_to_carts, purchases = purchases + excluded.purchases",
+        )?;
+        for e in events {
+            let Some(item_id) = &e.item_id else { continue };
+            let is = |kind: EventType| i64::from(e.event_type == kind);
+            item.execute(params![
+                name,
+                item_id,
+                is(EventType::PageView),
+                is(EventType::Click),
+                is(EventType::AddToCart),
+                is(EventType::Purchase)
+            ])?;
+        }
+    }
+    if keeps(ProjectionKind::Session) {
+        let mut session = tx.prepare_cached(
+            "INSERT INTO session_profiles (pipeline, session_id, user_id, start_ms, end_ms, events, converted)
+             VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)
+             ON CONFLICT (pipeline, session_id) DO UPDATE SET
+               start_ms = min(start_ms, excluded.start_ms), end_ms = max(end_ms, excluded.end_ms),
+               events = events + 1, converted = max(converted, excluded.converted)",
+        )?;
+        for e in events {
+            session.execute(params![
+                name,
+                e.session_id,
+                e.user_id,
+                e.occurred_at,
+                i64::from(e.event_type == EventType::Purchase)
+            ])?;
+        }
+    }
+    Ok(())
 }
 
 /// Merges a batch's partials into the stored ones of its partition.
