@@ -311,7 +311,16 @@ pub(super) async fn run_query_reporting(
         .await
         .with_context(|| format!("cannot listen on {}", settings.query.listen))?;
     tracing::info!(address = %settings.query.listen, "Query API serving.");
-    let router = crate::query::router(store).merge(crate::telemetry::health_router(readiness));
+    let mut pipelines = Vec::new();
+    for path in &settings.query.pipelines {
+        pipelines.push(crate::pipeline::load_pipeline(path)?);
+    }
+    let state = crate::query::QueryState::new(
+        store,
+        pipelines,
+        std::time::Duration::from_millis(settings.query.wait_timeout_ms),
+    );
+    let router = crate::query::router(state).merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }

@@ -20,6 +20,11 @@ pub async fn run(
     args: &DemoArgs,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut settings = settings.clone();
+    if settings.worker.pipeline.is_none() {
+        settings.worker.pipeline = settings.query.pipelines.first().cloned();
+    }
+    let settings = &settings;
     let readiness = start_exporter(settings, shutdown.clone()).await?;
     let registry = tokio::spawn({
         let (settings, shutdown, readiness) =
@@ -41,7 +46,7 @@ pub async fn run(
         async move { run_query_reporting(&settings, shutdown, readiness).await }
     });
     println!(
-        "eventfold demo running: registry {} · query API http://{}/v1/freshness · Ctrl-C to stop",
+        "eventfold demo running: registry {} · query API http://{}/v1/pipelines · Ctrl-C to stop",
         settings.registry.url, settings.query.listen
     );
     let producer = EventProducer::new(

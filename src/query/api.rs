@@ -1,66 +1,340 @@
-//! JSON routes over the read store: one user's event counts, and per-partition progress.
+//! JSON routes over the read store: pipelines and their aggregates (partials of every
+//! partition merged), projections (users, items, sessions), per-user event counts and
+//! freshness. Every answer carries `as_of` (per partition: last applied offset and
+//! watermark). A read may carry the collector's consistency token (`?consistency_token=`):
+//! it is then answered only once every partition the token names has been folded that far,
+//! waiting up to `query.wait_timeout_ms` (read-your-writes, invariant 6).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
 
-use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::extract::{Path, Query, State};
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde_json::json;
+use serde::Deserialize;
+use serde_json::{json, Value};
 
+use crate::ingest::ConsistencyToken;
+use crate::pipeline::{AggregateResult, Pipeline};
 use crate::store::{PartitionStatus, SqliteStore, StoreError};
 
-/// The query API's routes.
-pub fn router(store: SqliteStore) -> Router {
-    let router = Router::new()
-        .route("/v1/users/{user_id}/event-counts", get(user_counts))
-        .route("/v1/freshness", get(freshness))
-        .with_state(store);
-    crate::http::instrument(router, "query")
+/// What the query handlers share.
+#[derive(Clone)]
+pub struct QueryState {
+    store: SqliteStore,
+    pipelines: Arc<BTreeMap<String, Pipeline>>,
+    wait_timeout: Duration,
 }
 
-struct QueryError(StoreError);
-
-impl IntoResponse for QueryError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "Query failed.");
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "error": "store_unavailable", "message": "the read store could not be read" })),
-        )
-            .into_response()
+impl QueryState {
+    /// State over a store and the pipelines whose aggregates it holds.
+    pub fn new(store: SqliteStore, pipelines: Vec<Pipeline>, wait_timeout: Duration) -> Self {
+        let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
+        QueryState {
+            store,
+            pipelines: Arc::new(pipelines),
+            wait_timeout,
+        }
     }
 }
 
-fn as_of(partitions: &[PartitionStatus]) -> serde_json::Value {
-    let offsets: BTreeMap<String, i64> = partitions
+/// The query API's routes.
+pub fn router(state: QueryState) -> Router {
+    let router = Router::new()
+        .route("/v1/pipelines", get(list_pipelines))
+        .route(
+            "/v1/pipelines/{pipeline}/aggregates/{aggregate}",
+            get(read_aggregate),
+        )
+        .route("/v1/pipelines/{pipeline}/users/{user_id}", get(read_user))
+        .route("/v1/pipelines/{pipeline}/items", get(read_items))
+        .route("/v1/pipelines/{pipeline}/sessions", get(read_sessions))
+        .route("/v1/users/{user_id}/event-counts", get(user_counts))
+        .route("/v1/freshness", get(freshness))
+        .with_state(state);
+    crate::http::instrument(router, "query")
+}
+
+/// A refused or failed query.
+#[derive(Debug)]
+pub enum QueryError {
+    /// 404.
+    NotFound(String),
+    /// 400.
+    BadRequest(String),
+    /// 503: the token's offsets are not folded yet.
+    NotYetVisible { behind: BTreeMap<i32, i64> },
+    /// 503: the store failed (logged).
+    Store(StoreError),
+}
+
+impl From<StoreError> for QueryError {
+    fn from(error: StoreError) -> Self {
+        QueryError::Store(error)
+    }
+}
+
+impl IntoResponse for QueryError {
+    fn into_response(self) -> Response {
+        let (status, body) = match self {
+            QueryError::NotFound(message) => (
+                StatusCode::NOT_FOUND,
+                json!({"error": "not_found", "message": message}),
+            ),
+            QueryError::BadRequest(message) => (
+                StatusCode::BAD_REQUEST,
+                json!({"error": "bad_request", "message": message}),
+            ),
+            QueryError::NotYetVisible { behind } => {
+                let total: i64 = behind.values().sum();
+                let mut response = (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Json(json!({
+                        "error": "not_yet_visible",
+                        "message": format!("the pipeline has not folded the token's writes yet: {total} record(s) behind"),
+                        "behind": behind,
+                    })),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+                return response;
+            }
+            QueryError::Store(error) => {
+                tracing::error!(%error, "Query failed.");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "store_unavailable", "message": "the read store could not be read"}),
+                )
+            }
+        };
+        (status, Json(body)).into_response()
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ReadParams {
+    consistency_token: Option<String>,
+    from: Option<i64>,
+    to: Option<i64>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+fn as_of(partitions: &[PartitionStatus]) -> Value {
+    let entries: BTreeMap<String, Value> = partitions
         .iter()
-        .map(|p| (format!("{}/{}", p.topic, p.partition), p.last_offset))
+        .map(|p| {
+            (
+                format!("{}/{}", p.topic, p.partition),
+                json!({"offset": p.last_offset, "max_event_ms": p.max_event_ms}),
+            )
+        })
         .collect();
-    json!({ "offsets": offsets })
+    json!({ "partitions": entries })
+}
+
+/// Waits until the store has folded what the token names; returns the partitions' state.
+async fn visible(
+    state: &QueryState,
+    token: Option<&str>,
+) -> Result<Vec<PartitionStatus>, QueryError> {
+    let Some(token) = token else {
+        return Ok(state.store.partitions().await?);
+    };
+    let token =
+        ConsistencyToken::decode(token).map_err(|e| QueryError::BadRequest(e.to_string()))?;
+    let deadline = tokio::time::Instant::now() + state.wait_timeout;
+    loop {
+        let partitions = state.store.partitions().await?;
+        let behind: BTreeMap<i32, i64> = token
+            .offsets
+            .iter()
+            .filter_map(|(partition, offset)| {
+                let folded = partitions
+                    .iter()
+                    .find(|p| p.topic == token.topic && p.partition == *partition)
+                    .map_or(-1, |p| p.last_offset);
+                (folded < *offset).then_some((*partition, offset - folded))
+            })
+            .collect();
+        if behind.is_empty() {
+            return Ok(partitions);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(QueryError::NotYetVisible { behind });
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn pipeline<'a>(state: &'a QueryState, name: &str) -> Result<&'a Pipeline, QueryError> {
+    state.pipelines.get(name).ok_or_else(|| {
+        let known: Vec<&String> = state.pipelines.keys().collect();
+        QueryError::NotFound(format!("no pipeline '{name}' (known: {known:?})"))
+    })
+}
+
+async fn list_pipelines(State(state): State<QueryState>) -> Json<Value> {
+    let pipelines: Vec<Value> = state
+        .pipelines
+        .values()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "topic": p.topic,
+                "reader_schema": format!("interaction/v{}", p.reader_version.number()),
+                "watermark_delay_ms": p.watermark_delay_ms,
+                "grace_ms": p.grace_ms,
+                "aggregates": p.aggregates.iter().map(|a| json!({"name": a.name, "aggregate": a.kind.to_string(), "field": a.field, "group_by": a.group_by, "window": a.window})).collect::<Vec<_>>(),
+                "projections": p.projections.iter().map(|x| json!({"name": x.name, "kind": x.kind})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Json(json!({ "pipelines": pipelines }))
+}
+
+fn result_json(result: AggregateResult) -> Value {
+    match result {
+        AggregateResult::Count(n) | AggregateResult::CountDistinct(n) => json!(n),
+        AggregateResult::Sum(x) => json!(x),
+        AggregateResult::Min(x) | AggregateResult::Max(x) | AggregateResult::Avg(x) => json!(x),
+        AggregateResult::TopK(entries) => json!(entries),
+        AggregateResult::Percentiles(values) => {
+            json!(values
+                .iter()
+                .map(|q| json!({"q": q.q, "value": q.value}))
+                .collect::<Vec<_>>())
+        }
+    }
+}
+
+async fn read_aggregate(
+    State(state): State<QueryState>,
+    Path((name, aggregate)): Path<(String, String)>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Value>, QueryError> {
+    let pipeline = pipeline(&state, &name)?;
+    let spec = pipeline
+        .aggregates
+        .iter()
+        .find(|a| a.name == aggregate)
+        .ok_or_else(|| {
+            QueryError::NotFound(format!("pipeline '{name}' has no aggregate '{aggregate}'"))
+        })?;
+    let (from, to) = (
+        params.from.unwrap_or(i64::MIN),
+        params.to.unwrap_or(i64::MAX),
+    );
+    if from >= to {
+        return Err(QueryError::BadRequest(format!(
+            "from ({from}) must be before to ({to})"
+        )));
+    }
+    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
+    let rows = state
+        .store
+        .aggregate_rows(&name, &aggregate, from, to)
+        .await?;
+    let windows: Vec<Value> = rows
+        .into_iter()
+        .map(|row| {
+            let group: Value = serde_json::from_str(&row.group).unwrap_or(Value::Null);
+            json!({"start_ms": row.window.start_ms, "end_ms": row.window.end_ms, "group": group, "value": result_json(row.state.result(&spec.params))})
+        })
+        .collect();
+    Ok(Json(
+        json!({ "pipeline": name, "aggregate": aggregate, "group_by": spec.group_by, "windows": windows, "as_of": as_of(&partitions) }),
+    ))
+}
+
+async fn read_user(
+    State(state): State<QueryState>,
+    Path((name, user_id)): Path<(String, String)>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Value>, QueryError> {
+    pipeline(&state, &name)?;
+    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
+    let profile = state
+        .store
+        .user_profile(&name, &user_id)
+        .await?
+        .ok_or_else(|| QueryError::NotFound(format!("no user '{user_id}' in pipeline '{name}'")))?;
+    Ok(Json(
+        json!({ "user": profile, "as_of": as_of(&partitions) }),
+    ))
+}
+
+fn page<T: serde::Serialize>(items: Vec<T>, params: &ReadParams) -> Result<Value, QueryError> {
+    let limit = params.limit.unwrap_or(100);
+    if limit == 0 || limit > 1000 {
+        return Err(QueryError::BadRequest(format!(
+            "limit must be between 1 and 1000, got {limit}"
+        )));
+    }
+    let offset = params.offset.unwrap_or(0);
+    let total = items.len();
+    let items: Vec<T> = items.into_iter().skip(offset).take(limit).collect();
+    Ok(json!({ "total": total, "offset": offset, "limit": limit, "items": items }))
+}
+
+async fn read_items(
+    State(state): State<QueryState>,
+    Path(name): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Value>, QueryError> {
+    pipeline(&state, &name)?;
+    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
+    let items = state.store.item_profiles(&name).await?;
+    Ok(Json(
+        json!({ "items": page(items, &params)?, "as_of": as_of(&partitions) }),
+    ))
+}
+
+async fn read_sessions(
+    State(state): State<QueryState>,
+    Path(name): Path<String>,
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Value>, QueryError> {
+    pipeline(&state, &name)?;
+    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
+    let sessions = state.store.session_profiles(&name).await?;
+    Ok(Json(
+        json!({ "sessions": page(sessions, &params)?, "as_of": as_of(&partitions) }),
+    ))
 }
 
 async fn user_counts(
-    State(store): State<SqliteStore>,
+    State(state): State<QueryState>,
     Path(user_id): Path<String>,
-) -> Result<Response, QueryError> {
-    let partitions = store.partitions().await.map_err(QueryError)?;
-    let counts = store
-        .user_event_counts(&user_id)
-        .await
-        .map_err(QueryError)?;
+    Query(params): Query<ReadParams>,
+) -> Result<Json<Value>, QueryError> {
+    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
+    let counts = state.store.user_event_counts(&user_id).await?;
     let counts: BTreeMap<&str, u64> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     Ok(Json(json!({
         "user_id": user_id,
         "event_counts": counts,
         "total": counts.values().sum::<u64>(),
         "as_of": as_of(&partitions),
-    }))
-    .into_response())
+    })))
 }
 
-async fn freshness(State(store): State<SqliteStore>) -> Result<Response, QueryError> {
-    let partitions = store.partitions().await.map_err(QueryError)?;
-    Ok(Json(json!({ "partitions": partitions, "as_of": as_of(&partitions) })).into_response())
+async fn freshness(State(state): State<QueryState>) -> Result<Json<Value>, QueryError> {
+    let partitions = state.store.partitions().await?;
+    let watermarks: Vec<Value> = partitions
+        .iter()
+        .map(|p| {
+            let delay = state.pipelines.values().find(|x| x.topic == p.topic).map_or(0, |x| x.watermark_delay_ms as i64);
+            json!({"topic": p.topic, "partition": p.partition, "watermark_ms": p.max_event_ms.map(|m| m - delay)})
+        })
+        .collect();
+    Ok(Json(
+        json!({ "partitions": partitions, "watermarks": watermarks, "as_of": as_of(&partitions) }),
+    ))
 }

@@ -11,6 +11,20 @@ pub struct QueryConfig {
     /// Address of the query API.
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
+    /// Pipeline files whose aggregates and projections the API serves.
+    #[serde(default = "default_pipelines")]
+    pub pipelines: Vec<std::path::PathBuf>,
+    /// How long a read with a consistency token waits for the writes to be folded.
+    #[serde(default = "default_wait_timeout_ms")]
+    pub wait_timeout_ms: u64,
+}
+
+fn default_pipelines() -> Vec<std::path::PathBuf> {
+    vec![std::path::PathBuf::from("pipelines/interactions.yaml")]
+}
+
+const fn default_wait_timeout_ms() -> u64 {
+    5_000
 }
 
 fn default_listen() -> SocketAddr {
@@ -21,6 +35,8 @@ impl Default for QueryConfig {
     fn default() -> Self {
         QueryConfig {
             listen: default_listen(),
+            pipelines: default_pipelines(),
+            wait_timeout_ms: default_wait_timeout_ms(),
         }
     }
 }

@@ -4,5 +4,5 @@
 mod api;
 mod config;
 
-pub use api::router;
+pub use api::{router, QueryError, QueryState};
 pub use config::QueryConfig;

@@ -1,0 +1,279 @@
+//! The query API against a real broker: read-your-writes with the collector's consistency
+//! token, aggregates merged over partitions, projections with paging, freshness, and every
+//! error with its status.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{kafka, unique, TestRegistry};
+use eventfold::ingest::{
+    router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventProducer,
+};
+use eventfold::kafka::{ensure_topic, TopicSpec};
+use eventfold::pipeline::load_pipeline;
+use eventfold::query::{router, QueryState};
+use eventfold::registry::RegistryClient;
+use eventfold::store::SqliteStore;
+use eventfold::worker::{Worker, WorkerConfig};
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
+use tower::ServiceExt;
+
+async fn call(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+async fn get(app: &axum::Router, path: &str) -> (StatusCode, Value) {
+    call(app, Request::get(path).body(Body::empty()).unwrap()).await
+}
+
+#[tokio::test]
+async fn read_your_writes_aggregates_projections_and_errors() {
+    let registry = TestRegistry::fresh().await;
+    let topic = unique("queried");
+    ensure_topic(
+        &kafka(),
+        &TopicSpec {
+            name: &topic,
+            partitions: 3,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline_path = dir.path().join("shop.yaml");
+    std::fs::write(
+        &pipeline_path,
+        format!("name: shop\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: top_items, window: {{tumbling: 1h}}, aggregate: top_k, field: item_id, k: 3}}\nprojections:\n  - {{name: users, kind: user}}\n  - {{name: items, kind: item}}\n  - {{name: sessions, kind: session}}\n"),
+    )
+    .unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    let stop = CancellationToken::new();
+    let worker = Worker::build(
+        &kafka(),
+        WorkerConfig {
+            topic: topic.clone(),
+            group_id: unique("g"),
+            dead_letter_topic: unique("dlq"),
+            pipeline: Some(pipeline_path.clone()),
+            batch_linger_ms: 10,
+            ..Default::default()
+        },
+        RegistryClient::new(registry.url.clone()).unwrap(),
+        Arc::new(store.clone()),
+    )
+    .await
+    .unwrap();
+    let worker = tokio::spawn(worker.run(stop.clone()));
+    let query = router(QueryState::new(
+        store.clone(),
+        vec![load_pipeline(&pipeline_path).unwrap()],
+        Duration::from_secs(20),
+    ));
+    let ingest = collector(CollectorState::new(
+        EventProducer::new(&kafka(), &registry.url, &topic).unwrap(),
+        CollectorConfig {
+            topic: topic.clone(),
+            ..Default::default()
+        },
+    ));
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let event = |i: usize, kind: &str, item: &str| json!({"event_id": uuid::Uuid::new_v4().to_string(), "event_type": kind, "user_id": format!("user-{}", i % 4), "session_id": format!("s-{}", i % 4), "item_id": item, "occurred_at": now - 1000 + i as i64, "app": "web", "value": 2.5});
+    let batch: Vec<Value> = (0..12)
+        .map(|i| {
+            event(
+                i,
+                if i % 3 == 0 { "purchase" } else { "page_view" },
+                if i < 6 { "sku-a" } else { "sku-b" },
+            )
+        })
+        .collect();
+    let (status, answer) = call(
+        &ingest,
+        Request::post("/v1/events")
+            .header("content-type", "application/json")
+            .body(Body::from(serde_json::to_vec(&batch).unwrap()))
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let token = answer["consistency_token"].as_str().unwrap().to_owned();
+
+    // Read-your-writes: queried at once with the token, the 12 events are counted.
+    let (status, body) = get(
+        &query,
+        &format!("/v1/pipelines/shop/aggregates/per_type?consistency_token={token}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let counted: u64 = body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["value"].as_u64().unwrap())
+        .sum();
+    assert_eq!(counted, 12);
+    let purchases: u64 = body["windows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|w| w["group"] == json!(["purchase"]))
+        .map(|w| w["value"].as_u64().unwrap())
+        .sum();
+    assert_eq!(purchases, 4);
+    let decoded = ConsistencyToken::decode(&token).unwrap();
+    for (partition, offset) in &decoded.offsets {
+        let folded = body["as_of"]["partitions"][format!("{topic}/{partition}")]["offset"]
+            .as_i64()
+            .unwrap();
+        assert!(folded >= *offset, "as_of shows the folded offset");
+    }
+    let (_, top) = get(
+        &query,
+        &format!("/v1/pipelines/shop/aggregates/top_items?consistency_token={token}"),
+    )
+    .await;
+    let entries = &top["windows"][0]["value"];
+    assert_eq!(
+        (entries[0]["key"].clone(), entries[0]["count"].clone()),
+        (json!("sku-a"), json!(6))
+    );
+    assert_eq!(
+        (entries[1]["key"].clone(), entries[1]["count"].clone()),
+        (json!("sku-b"), json!(6))
+    );
+
+    let (status, user) = get(
+        &query,
+        &format!("/v1/pipelines/shop/users/user-0?consistency_token={token}"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(user["user"]["events"], json!(3));
+    assert_eq!(user["user"]["total_value"], json!(7.5));
+    let (_, items) = get(&query, "/v1/pipelines/shop/items?limit=1&offset=1").await;
+    assert_eq!(items["items"]["total"], json!(2));
+    assert_eq!(items["items"]["items"][0]["item_id"], json!("sku-b"));
+    assert_eq!(items["items"]["items"][0]["views"], json!(4));
+    assert_eq!(items["items"]["items"][0]["purchases"], json!(2));
+    let (_, sessions) = get(&query, "/v1/pipelines/shop/sessions").await;
+    assert_eq!(sessions["sessions"]["total"], json!(4));
+    assert_eq!(
+        sessions["sessions"]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|s| s["converted"] == json!(true))
+            .count(),
+        4
+    );
+    let (status, fresh) = get(&query, "/v1/freshness").await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(fresh["watermarks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|w| w["watermark_ms"].as_i64().is_some()));
+    let (_, pipelines) = get(&query, "/v1/pipelines").await;
+    assert_eq!(
+        pipelines["pipelines"][0]["aggregates"][1]["aggregate"],
+        json!("top_k")
+    );
+
+    // A token for writes that never happened: a clear 503 saying how far behind.
+    let impossible = ConsistencyToken {
+        topic: topic.clone(),
+        offsets: [(0, 1_000_000)].into(),
+    }
+    .encode();
+    let slow = router(QueryState::new(
+        store.clone(),
+        vec![load_pipeline(&pipeline_path).unwrap()],
+        Duration::from_millis(200),
+    ));
+    let response = slow
+        .clone()
+        .oneshot(
+            Request::get(format!(
+                "/v1/pipelines/shop/aggregates/per_type?consistency_token={impossible}"
+            ))
+            .body(Body::empty())
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: Value =
+        serde_json::from_slice(&response.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(body["error"], json!("not_yet_visible"));
+    assert!(body["behind"]["0"].as_i64().unwrap() > 999_000, "{body}");
+
+    for (path, status, error) in [
+        (
+            "/v1/pipelines/nope/aggregates/per_type",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/pipelines/shop/aggregates/nope",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/pipelines/shop/users/nobody",
+            StatusCode::NOT_FOUND,
+            "not_found",
+        ),
+        (
+            "/v1/pipelines/shop/aggregates/per_type?from=10&to=5",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pipelines/shop/aggregates/per_type?consistency_token=garbage",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pipelines/shop/items?limit=0",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+        (
+            "/v1/pipelines/shop/items?limit=5000",
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        ),
+    ] {
+        let (got, body) = get(&query, path).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{path}: {body}"
+        );
+    }
+    let (status, _) = get(&query, "/v1/pipelines/shop/items?limit=abc").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    stop.cancel();
+    worker.await.unwrap();
+    registry.stop().await;
+}
