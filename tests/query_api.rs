@@ -17,7 +17,7 @@ use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::load_pipeline;
 use eventfold::query::{router, QueryState};
 use eventfold::registry::RegistryClient;
-use eventfold::store::SqliteStore;
+use eventfold::store::{FollowingStore, SqliteStore};
 use eventfold::worker::{Worker, WorkerConfig};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};

@@ -2,17 +2,28 @@
 //! broker, so the figures are ratios that a noisy machine does not distort.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use futures::StreamExt;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::ingest::{router, CollectorConfig, CollectorState, EventGenerator, EventProducer};
+use crate::ingest::{
+    router, CollectorConfig, CollectorState, EventGenerator, EventProducer, Workload,
+    WorkloadConfig,
+};
 use crate::kafka::{ensure_topic, TopicSpec};
-use crate::registry::{InteractionEncoder, RegistryConfig, SchemaLog};
+use crate::registry::{InteractionEncoder, RegistryClient, RegistryConfig, SchemaLog};
 use crate::settings::Settings;
+use crate::store::SqliteStore;
+use crate::telemetry::Readiness;
+use crate::worker::{Worker, WorkerConfig};
 
 /// What to measure.
 #[derive(Debug, clap::Subcommand)]
@@ -30,6 +41,20 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 16)]
         concurrency: usize,
     },
+    /// Events/s through a worker (decode + every aggregate of the pipeline + store commit)
+    /// next to a plain rdkafka consumer reading the same topic.
+    Worker {
+        /// Events in the topic.
+        #[arg(long, default_value_t = 100_000)]
+        events: usize,
+        /// The pipeline whose aggregates the worker folds (its topics are replaced by the
+        /// bench's own).
+        #[arg(long, default_value = "pipelines/interactions.yaml")]
+        pipeline: PathBuf,
+        /// Events per worker micro-batch.
+        #[arg(long, default_value_t = 500)]
+        batch_max_events: usize,
+    },
 }
 
 /// Runs a benchmark and prints its figures.
@@ -40,17 +65,20 @@ pub async fn run(settings: &Settings, what: &BenchWhat) -> anyhow::Result<()> {
             batch,
             concurrency,
         } => ingest(settings, *events, *batch, *concurrency).await,
+        BenchWhat::Worker {
+            events,
+            pipeline,
+            batch_max_events,
+        } => worker(settings, *events, pipeline, *batch_max_events).await,
     }
 }
 
-async fn ingest(
+/// Starts an in-process registry on a fresh `_schemas-bench-<run_id>` topic; returns its URL.
+async fn start_registry(
     settings: &Settings,
-    count: usize,
-    batch: usize,
-    concurrency: usize,
-) -> anyhow::Result<()> {
-    let stop = CancellationToken::new();
-    let run_id = Uuid::new_v4().simple().to_string();
+    run_id: &str,
+    stop: &CancellationToken,
+) -> anyhow::Result<String> {
     let registry_config = RegistryConfig {
         topic: format!("_schemas-bench-{run_id}"),
         ..RegistryConfig::default()
@@ -64,6 +92,18 @@ async fn ingest(
         crate::registry::router(log),
         stop.clone(),
     ));
+    Ok(registry_url)
+}
+
+async fn ingest(
+    settings: &Settings,
+    count: usize,
+    batch: usize,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    let stop = CancellationToken::new();
+    let run_id = Uuid::new_v4().simple().to_string();
+    let registry_url = start_registry(settings, &run_id, &stop).await?;
 
     let raw_topic = format!("bench-raw-{run_id}");
     let collector_topic = format!("bench-collector-{run_id}");
@@ -132,6 +172,278 @@ async fn ingest(
     println!("  collector (HTTP JSON → Avro → Kafka acks): {collector_rate:>10.0} events/s");
     println!("  collector / raw: {:.2}", collector_rate / raw_rate);
     Ok(())
+}
+
+async fn worker(
+    settings: &Settings,
+    count: usize,
+    pipeline_path: &Path,
+    batch_max_events: usize,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(count > 0, "--events must be at least 1");
+    let stop = CancellationToken::new();
+    let run_id = Uuid::new_v4().simple().to_string();
+    let registry_url = start_registry(settings, &run_id, &stop).await?;
+    let topic = format!("bench-worker-{run_id}");
+    ensure_topic(
+        &settings.kafka,
+        &TopicSpec {
+            name: &topic,
+            partitions: 6,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await?;
+
+    // The pipeline, pointed at the bench's topics, and a fresh store, in a temp folder.
+    let folder = std::env::temp_dir().join(format!("eventfold-bench-{run_id}"));
+    std::fs::create_dir_all(&folder)
+        .with_context(|| format!("cannot create {}", folder.display()))?;
+    let result = worker_in(
+        settings,
+        count,
+        pipeline_path,
+        batch_max_events,
+        &registry_url,
+        &topic,
+        &folder,
+    )
+    .await;
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&folder);
+    result
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker_in(
+    settings: &Settings,
+    count: usize,
+    pipeline_path: &Path,
+    batch_max_events: usize,
+    registry_url: &str,
+    topic: &str,
+    folder: &Path,
+) -> anyhow::Result<()> {
+    let pipeline_file = folder.join("pipeline.yaml");
+    let late_topic = format!("{topic}-late");
+    let text = std::fs::read_to_string(pipeline_path)
+        .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
+    std::fs::write(
+        &pipeline_file,
+        retarget_pipeline(&text, topic, &late_topic)?,
+    )?;
+    let pipeline = crate::pipeline::load_pipeline(&pipeline_file)?;
+    let store = SqliteStore::open(&folder.join("store.db"))?;
+
+    // The events: in event-time order, ending now, no late events and no duplicates.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let workload = Workload::new(WorkloadConfig {
+        seed: 42,
+        start_ms: now - count as i64 * 10,
+        out_of_order_fraction: 0.0,
+        late_fraction: 0.0,
+        duplicate_fraction: 0.0,
+        ..WorkloadConfig::default()
+    });
+    let encoder = InteractionEncoder::new(registry_url, topic);
+    let mut encoded = Vec::with_capacity(count);
+    for (_, event) in workload.take(count) {
+        encoded.push((event.user_id.clone(), encoder.encode(&event).await?));
+    }
+    let producer: FutureProducer = settings.kafka.producer().create()?;
+    let produce_secs = raw_produce(&producer, topic, &encoded).await?;
+    let bytes: usize = encoded.iter().map(|(_, payload)| payload.len()).sum();
+    drop(encoded);
+
+    // Raw: a plain consumer group member counting records, before and after the worker.
+    let raw_first = raw_consume(settings, topic, count).await?;
+
+    // Worker: decode + every aggregate + store commit, until the store accounts for all.
+    let readiness = Readiness::default();
+    let built_at = Instant::now();
+    let worker = Worker::build_reporting(
+        &settings.kafka,
+        WorkerConfig {
+            topic: topic.to_owned(),
+            group_id: format!("{topic}-group"),
+            dead_letter_topic: format!("{topic}-dead-letter"),
+            pipeline: Some(pipeline_file.clone()),
+            batch_max_events,
+            ..WorkerConfig::default()
+        },
+        RegistryClient::new(registry_url)?,
+        Arc::new(store.clone()),
+        readiness.clone(),
+    )
+    .await?;
+    let build_secs = built_at.elapsed().as_secs_f64();
+    let token = CancellationToken::new();
+    let running = tokio::spawn(worker.run(token.clone()));
+    let mut assigned: Option<f64> = None;
+    let mut first: Option<(f64, u64)> = None;
+    let deadline = Duration::from_secs(120 + count as u64 / 1_000);
+    let done = loop {
+        let elapsed = built_at.elapsed();
+        if assigned.is_none() && readiness.report().1.get("partitions_assigned") == Some(&true) {
+            assigned = Some(elapsed.as_secs_f64());
+        }
+        let read: u64 = store
+            .partitions()
+            .await?
+            .iter()
+            .filter(|p| p.topic == topic)
+            .map(|p| p.read)
+            .sum();
+        if read > 0 && first.is_none() {
+            first = Some((elapsed.as_secs_f64(), read));
+        }
+        if read >= count as u64 {
+            break elapsed.as_secs_f64();
+        }
+        if elapsed > deadline || running.is_finished() {
+            token.cancel();
+            anyhow::bail!(
+                "the worker accounted for {read} of {count} records in {:.1} s",
+                elapsed.as_secs_f64()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    token.cancel();
+    running.await?;
+    let raw_second = raw_consume(settings, topic, count).await?;
+
+    // Accounting and the aggregate partials written.
+    let statuses: Vec<_> = store
+        .partitions()
+        .await?
+        .into_iter()
+        .filter(|p| p.topic == topic)
+        .collect();
+    let sum = |f: fn(&crate::store::PartitionStatus) -> u64| statuses.iter().map(f).sum::<u64>();
+    let (read, folded, duplicates, dead_lettered, late) = (
+        sum(|p| p.read),
+        sum(|p| p.folded),
+        sum(|p| p.duplicates),
+        sum(|p| p.dead_lettered),
+        sum(|p| p.late),
+    );
+    let partials = count_partials(&folder.join("store.db"), &pipeline.name)?;
+
+    let (first_secs, first_read) = first.unwrap_or((done, 0));
+    let worker_rate = (count as u64 - first_read) as f64 / (done - first_secs).max(1e-9);
+    let worker_rate_assigned = assigned.map(|a| count as f64 / (done - a).max(1e-9));
+    let raw = if raw_first.rate() >= raw_second.rate() {
+        raw_first
+    } else {
+        raw_second
+    };
+    println!(
+        "bench worker: {count} events ({:.0} B/event Avro), topic of 6 partitions, pipeline {} ({} aggregates), batches of {batch_max_events}",
+        bytes as f64 / count as f64,
+        pipeline_path.display(),
+        pipeline.aggregates.len()
+    );
+    println!(
+        "  produced (pre-encoded, raw rdkafka): {:>10.0} events/s",
+        count as f64 / produce_secs
+    );
+    println!(
+        "  raw rdkafka consume (count only):    {:>10.0} events/s (best of {:.0} and {:.0}; first to last record, group join of {:.1} s / {:.1} s excluded)",
+        raw.rate(),
+        raw_first.rate(),
+        raw_second.rate(),
+        raw_first.join_secs,
+        raw_second.join_secs
+    );
+    println!(
+        "  worker (decode + aggregates + store commit): {:>10.0} events/s (from the first commit at {:.2} s, {first_read} records in, to all {count} accounted at {:.2} s)",
+        worker_rate, first_secs, done
+    );
+    match (assigned, worker_rate_assigned) {
+        (Some(at), Some(rate)) => println!(
+            "  worker timeline: build {build_secs:.2} s, first assignment {at:.2} s, first commit {first_secs:.2} s, done {done:.2} s; from assignment: {rate:.0} events/s"
+        ),
+        _ => println!(
+            "  worker timeline: build {build_secs:.2} s, first commit {first_secs:.2} s, done {done:.2} s"
+        ),
+    }
+    println!("  worker / raw: {:.2}", worker_rate / raw.rate());
+    println!(
+        "  store: read {read}, folded {folded}, duplicates {duplicates}, dead-lettered {dead_lettered}, late {late}; {partials} aggregate partial rows"
+    );
+    Ok(())
+}
+
+/// Points a pipeline's `source.topic` and `late_topic` at the bench's own topics.
+fn retarget_pipeline(text: &str, topic: &str, late_topic: &str) -> anyhow::Result<String> {
+    let mut value: yaml_serde::Value = yaml_serde::from_str(text)?;
+    let root = value
+        .as_mapping_mut()
+        .context("the pipeline file is not a mapping")?;
+    root.insert("late_topic".into(), late_topic.into());
+    root.get_mut("source")
+        .and_then(|source| source.as_mapping_mut())
+        .context("the pipeline file has no `source` mapping")?
+        .insert("topic".into(), topic.into());
+    Ok(yaml_serde::to_string(&value)?)
+}
+
+/// Rows of `aggregate_partials` (one per aggregate, window, group and partition).
+fn count_partials(store: &Path, pipeline: &str) -> anyhow::Result<u64> {
+    let connection = rusqlite::Connection::open(store)?;
+    let rows: i64 = connection.query_row(
+        "SELECT COUNT(*) FROM aggregate_partials WHERE pipeline = ?1",
+        [pipeline],
+        |row| row.get(0),
+    )?;
+    Ok(rows as u64)
+}
+
+/// One raw consume: the group join, and the time from the first to the last record.
+#[derive(Debug, Clone, Copy)]
+struct RawConsume {
+    records: usize,
+    join_secs: f64,
+    read_secs: f64,
+}
+
+impl RawConsume {
+    /// Records after the first, per second from the first to the last.
+    fn rate(&self) -> f64 {
+        (self.records.saturating_sub(1)) as f64 / self.read_secs.max(1e-9)
+    }
+}
+
+/// Reads `topic` with a fresh consumer group until `count` records were seen.
+async fn raw_consume(settings: &Settings, topic: &str, count: usize) -> anyhow::Result<RawConsume> {
+    let group = format!("bench-raw-{}", Uuid::new_v4().simple());
+    let consumer: StreamConsumer = settings.kafka.consumer(&group).create()?;
+    consumer.subscribe(&[topic])?;
+    let started = Instant::now();
+    let mut first: Option<Instant> = None;
+    let mut records = 0usize;
+    let mut bytes = 0usize;
+    while records < count {
+        let message = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .with_context(|| format!("no record for 60 s after {records} of {count}"))??;
+        first.get_or_insert_with(Instant::now);
+        bytes += message.payload().map_or(0, <[u8]>::len);
+        records += 1;
+    }
+    let last = Instant::now();
+    let first = first.unwrap_or(last);
+    std::hint::black_box(bytes);
+    consumer.unsubscribe();
+    Ok(RawConsume {
+        records,
+        join_secs: (first - started).as_secs_f64(),
+        read_secs: (last - first).as_secs_f64(),
+    })
 }
 
 /// Produces pre-encoded records and waits for every ack; returns the seconds taken.

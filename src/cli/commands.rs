@@ -34,6 +34,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Pipeline { dir } => check_pipelines(&dir),
         Command::Produce(args) => produce(&settings, &args).await,
         Command::Loadgen(args) => super::loadgen::run(&settings, &args).await.map(|_| ()),
+        Command::Replay(args) => {
+            let report = super::replay::run(&settings, &args, shutdown).await?;
+            println!(
+                "replayed {} records; {} now points at {}",
+                report.records,
+                settings.store.path.display(),
+                args.into.display()
+            );
+            Ok(())
+        }
         Command::Work => run_worker(&settings, shutdown).await,
         Command::Serve => run_query(&settings, shutdown).await,
         Command::Query { what } => query(&settings, what).await,
@@ -305,8 +315,8 @@ pub(super) async fn run_query_reporting(
     shutdown: CancellationToken,
     readiness: Readiness,
 ) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&settings.store.path)?;
-    readiness.set("store", store.partitions().await.is_ok());
+    let store = crate::store::FollowingStore::open(&settings.store.path)?;
+    readiness.set("store", store.current()?.partitions().await.is_ok());
     let listener = TcpListener::bind(settings.query.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.query.listen))?;

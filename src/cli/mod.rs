@@ -5,6 +5,7 @@ mod bench;
 mod commands;
 mod demo;
 pub mod loadgen;
+pub mod replay;
 
 use std::path::PathBuf;
 
@@ -57,6 +58,9 @@ pub enum Command {
     Loadgen(loadgen::LoadgenArgs),
     /// Fold the interactions topic into the read store as a consumer-group worker.
     Work,
+    /// Rebuild a pipeline's read models from the log into a new database and switch
+    /// `store.path` (a symbolic link) to it once caught up (blue/green).
+    Replay(replay::ReplayArgs),
     /// Serve the query API over the read store.
     Serve,
     /// Print folded state from the read store.

@@ -20,19 +20,19 @@ use serde_json::{json, Value};
 
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline};
-use crate::store::{PartitionStatus, SqliteStore, StoreError};
+use crate::store::{FollowingStore, PartitionStatus, StoreError};
 
 /// What the query handlers share.
 #[derive(Clone)]
 pub struct QueryState {
-    store: SqliteStore,
+    store: FollowingStore,
     pipelines: Arc<BTreeMap<String, Pipeline>>,
     wait_timeout: Duration,
 }
 
 impl QueryState {
     /// State over a store and the pipelines whose aggregates it holds.
-    pub fn new(store: SqliteStore, pipelines: Vec<Pipeline>, wait_timeout: Duration) -> Self {
+    pub fn new(store: FollowingStore, pipelines: Vec<Pipeline>, wait_timeout: Duration) -> Self {
         let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
         QueryState {
             store,
@@ -145,13 +145,13 @@ async fn visible(
     token: Option<&str>,
 ) -> Result<Vec<PartitionStatus>, QueryError> {
     let Some(token) = token else {
-        return Ok(state.store.partitions().await?);
+        return Ok(state.store.current()?.partitions().await?);
     };
     let token =
         ConsistencyToken::decode(token).map_err(|e| QueryError::BadRequest(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + state.wait_timeout;
     loop {
-        let partitions = state.store.partitions().await?;
+        let partitions = state.store.current()?.partitions().await?;
         let behind: BTreeMap<i32, i64> = token
             .offsets
             .iter()
@@ -239,6 +239,7 @@ async fn read_aggregate(
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
     let rows = state
         .store
+        .current()?
         .aggregate_rows(&name, &aggregate, from, to)
         .await?;
     let windows: Vec<Value> = rows
@@ -262,6 +263,7 @@ async fn read_user(
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
     let profile = state
         .store
+        .current()?
         .user_profile(&name, &user_id)
         .await?
         .ok_or_else(|| QueryError::NotFound(format!("no user '{user_id}' in pipeline '{name}'")))?;
@@ -290,7 +292,7 @@ async fn read_items(
 ) -> Result<Json<Value>, QueryError> {
     pipeline(&state, &name)?;
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let items = state.store.item_profiles(&name).await?;
+    let items = state.store.current()?.item_profiles(&name).await?;
     Ok(Json(
         json!({ "items": page(items, &params)?, "as_of": as_of(&partitions) }),
     ))
@@ -303,7 +305,7 @@ async fn read_sessions(
 ) -> Result<Json<Value>, QueryError> {
     pipeline(&state, &name)?;
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let sessions = state.store.session_profiles(&name).await?;
+    let sessions = state.store.current()?.session_profiles(&name).await?;
     Ok(Json(
         json!({ "sessions": page(sessions, &params)?, "as_of": as_of(&partitions) }),
     ))
@@ -315,7 +317,7 @@ async fn user_counts(
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Value>, QueryError> {
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let counts = state.store.user_event_counts(&user_id).await?;
+    let counts = state.store.current()?.user_event_counts(&user_id).await?;
     let counts: BTreeMap<&str, u64> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     Ok(Json(json!({
         "user_id": user_id,
@@ -326,7 +328,7 @@ async fn user_counts(
 }
 
 async fn freshness(State(state): State<QueryState>) -> Result<Json<Value>, QueryError> {
-    let partitions = state.store.partitions().await?;
+    let partitions = state.store.current()?.partitions().await?;
     let watermarks: Vec<Value> = partitions
         .iter()
         .map(|p| {

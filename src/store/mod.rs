@@ -4,9 +4,11 @@
 //! SQLite in WAL mode: no server needed.
 
 mod config;
+mod link;
 mod sqlite;
 
 pub use config::StoreConfig;
+pub use link::{switch_link, FollowingStore};
 pub use sqlite::{
     AggregateRow, ItemProfile, PartitionStatus, SessionProfile, SqliteStore, StoreError,
     UserProfile,
