@@ -79,7 +79,7 @@ async fn read_your_writes_aggregates_projections_and_errors() {
     .unwrap();
     let worker = tokio::spawn(worker.run(stop.clone()));
     let query = router(QueryState::new(
-        store.clone(),
+        FollowingStore::open(&dir.path().join("store.db")).unwrap(),
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_secs(20),
     ));
@@ -204,7 +204,7 @@ async fn read_your_writes_aggregates_projections_and_errors() {
     }
     .encode();
     let slow = router(QueryState::new(
-        store.clone(),
+        FollowingStore::open(&dir.path().join("store.db")).unwrap(),
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_millis(200),
     ));

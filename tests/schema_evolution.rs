@@ -151,8 +151,7 @@ async fn register(registry: &TestRegistry, subject: &str, text: &str) -> u32 {
         "register under {subject}: {}",
         answer.body
     );
-    let id = answer.body["id"].as_u64().expect("an id") as u32;
-    id
+    answer.body["id"].as_u64().expect("an id") as u32
 }
 
 async fn versions(registry: &TestRegistry, subject: &str) -> serde_json::Value {
