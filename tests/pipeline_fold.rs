@@ -48,7 +48,7 @@ impl Setup {
         std::fs::write(
             &pipeline,
             format!(
-                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\nprojections:\n  - {{name: user_profiles, kind: user}}\n  - {{name: items, kind: item}}\n  - {{name: sessions, kind: session}}\n"
+                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\n  - {{name: user_sessions, window: {{session: {{gap: 5s}}}}, group_by: [user_id], aggregate: count}}\n  - {{name: type_sessions, window: {{session: {{gap: 1s}}}}, group_by: [event_type], aggregate: count}}\nprojections:\n  - {{name: user_profiles, kind: user}}\n  - {{name: items, kind: item}}\n  - {{name: sessions, kind: session}}\n"
             ),
         )
         .unwrap();
@@ -264,7 +264,87 @@ impl Setup {
     }
 }
 
-fn workload(seed: u64, count: usize) -> (Vec<Interaction>, GroundTruth) {
+/// How a test derives a session's group from an event.
+type GroupKey = fn(&Interaction) -> String;
+
+/// Sessions per group from distinct, on-time events: sorted event times split where the next
+/// is at least `gap` after the previous; (group, start, end = last + gap, events).
+fn expected_sessions(
+    events: &[Interaction],
+    late: &std::collections::HashSet<String>,
+    gap: i64,
+    key: fn(&Interaction) -> String,
+) -> Vec<(String, i64, i64, u64)> {
+    let mut seen = std::collections::HashSet::new();
+    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
+    for e in events {
+        if seen.insert(e.event_id.clone()) && !late.contains(&e.event_id) {
+            times.entry(key(e)).or_default().push(e.occurred_at);
+        }
+    }
+    let mut out = Vec::new();
+    for (group, mut ts) in times {
+        ts.sort_unstable();
+        let (mut start, mut last, mut n) = (ts[0], ts[0], 0u64);
+        for t in ts {
+            if t - last >= gap {
+                out.push((group.clone(), start, last + gap, n));
+                start = t;
+                n = 0;
+            }
+            last = t;
+            n += 1;
+        }
+        out.push((group, start, last + gap, n));
+    }
+    out.sort();
+    out
+}
+
+impl Setup {
+    async fn assert_sessions(
+        &self,
+        events: &[Interaction],
+        late: &std::collections::HashSet<String>,
+    ) {
+        let cases: [(&str, i64, GroupKey); 2] = [
+            ("user_sessions", 5_000, |e| e.user_id.clone()),
+            ("type_sessions", 1_000, |e| e.event_type.as_str().to_owned()),
+        ];
+        for (aggregate, gap, key) in cases {
+            let mut folded: Vec<(String, i64, i64, u64)> = self
+                .store
+                .aggregate_rows_merging("test", aggregate, i64::MIN, i64::MAX, true)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|row| {
+                    let AggregateResult::Count(n) = row.state.result(&Default::default()) else {
+                        panic!("count")
+                    };
+                    let group: Vec<String> = serde_json::from_str(&row.group).unwrap();
+                    (group[0].clone(), row.window.start_ms, row.window.end_ms, n)
+                })
+                .collect();
+            folded.sort();
+            let expected = expected_sessions(events, late, gap, key);
+            assert!(
+                expected.len() > 20,
+                "{aggregate}: the workload should make many sessions"
+            );
+            assert_eq!(folded, expected, "{aggregate}");
+        }
+    }
+}
+
+fn workload(
+    seed: u64,
+    count: usize,
+) -> (
+    Vec<Interaction>,
+    GroundTruth,
+    std::collections::HashSet<String>,
+) {
     let config = WorkloadConfig {
         seed,
         users: 60,
@@ -279,26 +359,31 @@ fn workload(seed: u64, count: usize) -> (Vec<Interaction>, GroundTruth) {
         ..WorkloadConfig::default()
     };
     let mut truth = GroundTruth::new(60_000);
+    let mut late = std::collections::HashSet::new();
     let events = Workload::new(config)
         .take(count)
         .map(|(planned, event)| {
             truth.record(planned, &event);
+            if planned == eventfold::ingest::Planned::Late {
+                late.insert(event.event_id.clone());
+            }
             event
         })
         .collect();
-    (events, truth)
+    (events, truth, late)
 }
 
 #[tokio::test]
 async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates() {
     let setup = Setup::new().await;
-    let (events, truth) = workload(5, 3000);
+    let (events, truth, late) = workload(5, 3000);
     assert!(truth.late_events > 10 && truth.duplicates > 30 && truth.out_of_order_events > 50);
     let (stop, worker) = setup.start_worker().await;
     setup.produce(&events).await;
     setup.wait_for(truth.events_sent).await;
     setup.assert_matches(&truth).await;
     setup.assert_projections(&events, &truth).await;
+    setup.assert_sessions(&events, &late).await;
     stop.cancel();
     worker.await.unwrap();
     setup.registry.stop().await;
@@ -307,7 +392,7 @@ async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates(
 #[tokio::test]
 async fn two_workers_and_a_takeover_still_fold_exactly() {
     let setup = Setup::new().await;
-    let (events, truth) = workload(6, 4000);
+    let (events, truth, late) = workload(6, 4000);
     let (stop_a, worker_a) = setup.start_worker().await;
     let (stop_b, worker_b) = setup.start_worker().await;
     setup.produce(&events[..2000]).await;
@@ -318,6 +403,7 @@ async fn two_workers_and_a_takeover_still_fold_exactly() {
     setup.wait_for(truth.events_sent).await;
     setup.assert_matches(&truth).await;
     setup.assert_projections(&events, &truth).await;
+    setup.assert_sessions(&events, &late).await;
     stop_b.cancel();
     worker_b.await.unwrap();
     setup.registry.stop().await;

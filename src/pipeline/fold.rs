@@ -111,13 +111,62 @@ impl Pipeline {
         Ok(())
     }
 
-    /// Whether the worker can fold every aggregate (session windows are not folded yet).
-    pub fn unsupported_aggregates(&self) -> Vec<&str> {
-        self.aggregates
+    /// What `event` contributes to `aggregate`: its group key and value, or `None` when the
+    /// filter excludes it or it lacks the aggregated field.
+    fn contribution<'e>(
+        aggregate: &AggregateSpec,
+        event: &'e Interaction,
+    ) -> Option<(String, Option<Value<'e>>)> {
+        let passes = aggregate.filter.iter().all(|(field, wanted)| {
+            as_text(field_value(event, field)).as_deref() == Some(wanted.as_str())
+        });
+        if !passes {
+            return None;
+        }
+        let group: Vec<Option<String>> = aggregate
+            .group_by
             .iter()
-            .filter(|a| !windowed(a))
-            .map(|a| a.name.as_str())
-            .collect()
+            .map(|f| as_text(field_value(event, f)))
+            .collect();
+        let value = aggregate
+            .field
+            .as_deref()
+            .and_then(|f| field_value(event, f));
+        if aggregate.field.is_some() && value.is_none() {
+            return None;
+        }
+        Some((serde_json::to_string(&group).unwrap_or_default(), value))
+    }
+
+    /// The one-event partials `event` adds to the session-window aggregates, each with the
+    /// session window the event alone would open (`[ts, ts + gap)`); the store merges it
+    /// with the partition's stored sessions it overlaps.
+    pub fn session_partials(&self, event: &Interaction) -> Result<Vec<Partial>, FoldError> {
+        let mut out = Vec::new();
+        for aggregate in &self.aggregates {
+            let WindowSpec::Session { gap_ms } = aggregate.window else {
+                continue;
+            };
+            let Some((group, value)) = Self::contribution(aggregate, event) else {
+                continue;
+            };
+            let failed = |source| FoldError::Aggregate {
+                aggregate: aggregate.name.clone(),
+                source,
+            };
+            let mut state =
+                AggregateState::new(aggregate.kind, &aggregate.params).map_err(failed)?;
+            state.add(value).map_err(failed)?;
+            let start_ms = event.occurred_at;
+            let end_ms = start_ms.saturating_add(gap_ms as i64);
+            out.push(Partial {
+                aggregate: aggregate.name.clone(),
+                window: Window { start_ms, end_ms },
+                group,
+                state,
+            });
+        }
+        Ok(out)
     }
 
     /// The partials the (on-time, distinct) `events` add, one per aggregate, window and group.
@@ -130,25 +179,9 @@ impl Pipeline {
                 .enumerate()
                 .filter(|(_, a)| windowed(a))
             {
-                let passes = aggregate.filter.iter().all(|(field, wanted)| {
-                    as_text(field_value(event, field)).as_deref() == Some(wanted.as_str())
-                });
-                if !passes {
+                let Some((group, value)) = Self::contribution(aggregate, event) else {
                     continue;
-                }
-                let group: Vec<Option<String>> = aggregate
-                    .group_by
-                    .iter()
-                    .map(|f| as_text(field_value(event, f)))
-                    .collect();
-                let group = serde_json::to_string(&group).unwrap_or_default();
-                let value = aggregate
-                    .field
-                    .as_deref()
-                    .and_then(|f| field_value(event, f));
-                if aggregate.field.is_some() && value.is_none() {
-                    continue;
-                }
+                };
                 let windows = assign(&aggregate.window, event.occurred_at).map_err(|source| {
                     FoldError::Window {
                         aggregate: aggregate.name.clone(),

@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::ingest::ConsistencyToken;
-use crate::pipeline::{AggregateResult, Pipeline};
+use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
 use crate::store::{FollowingStore, PartitionStatus, StoreError};
 
 /// What the query handlers share.
@@ -240,7 +240,13 @@ async fn read_aggregate(
     let rows = state
         .store
         .current()?
-        .aggregate_rows(&name, &aggregate, from, to)
+        .aggregate_rows_merging(
+            &name,
+            &aggregate,
+            from,
+            to,
+            matches!(spec.window, WindowSpec::Session { .. }),
+        )
         .await?;
     let windows: Vec<Value> = rows
         .into_iter()

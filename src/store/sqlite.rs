@@ -284,6 +284,20 @@ impl SqliteStore {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<AggregateRow>, StoreError> {
+        self.aggregate_rows_merging(pipeline, aggregate, from_ms, to_ms, false)
+            .await
+    }
+
+    /// Like [`SqliteStore::aggregate_rows`]; with `sessions`, overlapping windows of one group
+    /// from different partitions are one session and merge into one row.
+    pub async fn aggregate_rows_merging(
+        &self,
+        pipeline: &str,
+        aggregate: &str,
+        from_ms: i64,
+        to_ms: i64,
+        sessions: bool,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
         let (pipeline, aggregate) = (pipeline.to_owned(), aggregate.to_owned());
         self.with(move |c| {
             let mut statement = c.prepare_cached(
@@ -313,14 +327,19 @@ impl SqliteStore {
                     }
                 }
             }
-            Ok(merged
+            let rows: Vec<AggregateRow> = merged
                 .into_iter()
                 .map(|((start_ms, end_ms, group), state)| AggregateRow {
                     window: Window { start_ms, end_ms },
                     group,
                     state,
                 })
-                .collect())
+                .collect();
+            if sessions {
+                merge_overlapping(rows).map_err(corrupt)
+            } else {
+                Ok(rows)
+            }
         })
         .await
     }
@@ -463,6 +482,25 @@ impl SqliteStore {
     }
 }
 
+/// Merges rows of one group whose windows overlap (sessions split over partitions).
+fn merge_overlapping(
+    mut rows: Vec<AggregateRow>,
+) -> Result<Vec<AggregateRow>, crate::pipeline::AggregateError> {
+    rows.sort_by(|a, b| (&a.group, a.window.start_ms).cmp(&(&b.group, b.window.start_ms)));
+    let mut out: Vec<AggregateRow> = Vec::with_capacity(rows.len());
+    for row in rows {
+        match out.last_mut() {
+            Some(last) if last.group == row.group && row.window.start_ms < last.window.end_ms => {
+                last.window.end_ms = last.window.end_ms.max(row.window.end_ms);
+                last.state.merge(&row.state)?;
+            }
+            _ => out.push(row),
+        }
+    }
+    out.sort_by(|a, b| (a.window.start_ms, &a.group).cmp(&(b.window.start_ms, &b.group)));
+    Ok(out)
+}
+
 fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
@@ -535,6 +573,11 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     if let Some(pipeline) = &batch.pipeline {
         let partials = pipeline.fold(&on_time).map_err(corrupt)?;
         merge_partials(tx, &pipeline.name, batch.partition, partials)?;
+        for event in &on_time {
+            for partial in pipeline.session_partials(event).map_err(corrupt)? {
+                merge_session(tx, &pipeline.name, batch.partition, partial)?;
+            }
+        }
         project(tx, pipeline, &fresh)?;
     }
     let read = batch.records() as i64;
@@ -636,6 +679,64 @@ fn project(
             ])?;
         }
     }
+    Ok(())
+}
+
+/// Merges a one-event session partial with every stored session of its partition and group
+/// that it overlaps (windows `[first event, last event + gap)`), replacing them by one.
+fn merge_session(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    partition: i32,
+    partial: Partial,
+) -> rusqlite::Result<()> {
+    let mut find = tx.prepare_cached(
+        "SELECT window_start, window_end, state FROM aggregate_partials
+         WHERE pipeline = ?1 AND aggregate = ?2 AND group_key = ?3 AND partition = ?4
+           AND window_start < ?6 AND window_end > ?5",
+    )?;
+    let overlapping: Vec<(i64, i64, String)> = find
+        .query_map(
+            params![
+                pipeline,
+                partial.aggregate,
+                partial.group,
+                partition,
+                partial.window.start_ms,
+                partial.window.end_ms
+            ],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )?
+        .collect::<rusqlite::Result<_>>()?;
+    let (mut start, mut end, mut state) = (
+        partial.window.start_ms,
+        partial.window.end_ms,
+        partial.state,
+    );
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM aggregate_partials WHERE pipeline = ?1 AND aggregate = ?2 AND window_start = ?3
+         AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
+    )?;
+    for (old_start, old_end, old_state) in overlapping {
+        let old: AggregateState = serde_json::from_str(&old_state).map_err(corrupt)?;
+        state.merge(&old).map_err(corrupt)?;
+        start = start.min(old_start);
+        end = end.max(old_end);
+        delete.execute(params![
+            pipeline,
+            partial.aggregate,
+            old_start,
+            old_end,
+            partial.group,
+            partition
+        ])?;
+    }
+    let json = serde_json::to_string(&state).map_err(corrupt)?;
+    tx.prepare_cached(
+        "INSERT INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![pipeline, partial.aggregate, start, end, partial.group, partition, json])?;
     Ok(())
 }
 

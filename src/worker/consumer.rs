@@ -101,14 +101,6 @@ impl Worker {
                         pipeline.topic
                     ));
                 }
-                let unsupported = pipeline.unsupported_aggregates();
-                if !unsupported.is_empty() {
-                    problems.push(format!(
-                        "{}: session-window aggregates are not folded by workers yet: {}",
-                        path.display(),
-                        unsupported.join(", ")
-                    ));
-                }
                 if !problems.is_empty() {
                     return Err(WorkerError::Config(problems));
                 }
