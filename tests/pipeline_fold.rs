@@ -408,3 +408,230 @@ async fn two_workers_and_a_takeover_still_fold_exactly() {
     worker_b.await.unwrap();
     setup.registry.stop().await;
 }
+
+/// Exact values per (aggregate, window start, group) computed by brute force from the
+/// distinct, on-time events, for every tumbling/hopping aggregate of a pipeline.
+fn reference(
+    pipeline: &eventfold::pipeline::Pipeline,
+    events: &[&Interaction],
+) -> BTreeMap<(String, i64, String), Vec<String>> {
+    use eventfold::pipeline::{assign, field_value, WindowSpec};
+    let text = |v: Option<eventfold::pipeline::aggregates::Value<'_>>| match v {
+        Some(eventfold::pipeline::aggregates::Value::Text(t)) => Some(t.to_owned()),
+        Some(eventfold::pipeline::aggregates::Value::Number(n)) => Some(n.to_string()),
+        None => None,
+    };
+    let mut out: BTreeMap<(String, i64, String), Vec<String>> = BTreeMap::new();
+    for aggregate in &pipeline.aggregates {
+        if matches!(aggregate.window, WindowSpec::Session { .. }) {
+            continue;
+        }
+        for event in events {
+            if !aggregate
+                .filter
+                .iter()
+                .all(|(f, want)| text(field_value(event, f)).as_deref() == Some(want.as_str()))
+            {
+                continue;
+            }
+            let value = match &aggregate.field {
+                Some(field) => match text(field_value(event, field)) {
+                    Some(v) => v,
+                    None => continue,
+                },
+                None => String::new(),
+            };
+            let group: Vec<Option<String>> = aggregate
+                .group_by
+                .iter()
+                .map(|f| text(field_value(event, f)))
+                .collect();
+            let group = serde_json::to_string(&group).unwrap();
+            for window in assign(&aggregate.window, event.occurred_at).unwrap() {
+                out.entry((aggregate.name.clone(), window.start_ms, group.clone()))
+                    .or_default()
+                    .push(value.clone());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn every_aggregate_of_the_shipped_pipeline_matches_a_brute_force_reference() {
+    let registry = TestRegistry::fresh().await;
+    let topic = unique("shipped");
+    ensure_topic(
+        &kafka(),
+        &TopicSpec {
+            name: &topic,
+            partitions: 4,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/pipelines/interactions.yaml"
+    ))
+    .unwrap();
+    let path = dir.path().join("interactions.yaml");
+    std::fs::write(
+        &path,
+        shipped
+            .replace("topic: interactions", &format!("topic: {topic}"))
+            .replace(
+                "late_topic: interactions-late",
+                &format!("late_topic: {topic}-late"),
+            ),
+    )
+    .unwrap();
+    let pipeline = eventfold::pipeline::load_pipeline(&path).unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    let (events, truth, late) = workload(8, 3000);
+    let producer = EventProducer::new(&kafka(), &registry.url, &topic).unwrap();
+    for chunk in events.chunks(200) {
+        futures::future::try_join_all(chunk.iter().map(|e| producer.send(e)))
+            .await
+            .unwrap();
+    }
+    let worker = Worker::build(
+        &kafka(),
+        WorkerConfig {
+            topic: topic.clone(),
+            group_id: unique("g"),
+            dead_letter_topic: unique("dlq"),
+            pipeline: Some(path.clone()),
+            ..WorkerConfig::default()
+        },
+        RegistryClient::new(registry.url.clone()).unwrap(),
+        Arc::new(store.clone()),
+    )
+    .await
+    .unwrap();
+    let stop = CancellationToken::new();
+    let running = tokio::spawn(worker.run(stop.clone()));
+    for _ in 0..600 {
+        if store
+            .partitions()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.read)
+            .sum::<u64>()
+            >= truth.events_sent
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    running.await.unwrap();
+
+    let mut seen = std::collections::HashSet::new();
+    let on_time: Vec<&Interaction> = events
+        .iter()
+        .filter(|e| seen.insert(e.event_id.clone()) && !late.contains(&e.event_id))
+        .collect();
+    let expected = reference(&pipeline, &on_time);
+    let mut checked = BTreeMap::new();
+    for aggregate in pipeline
+        .aggregates
+        .iter()
+        .filter(|a| !matches!(a.window, eventfold::pipeline::WindowSpec::Session { .. }))
+    {
+        let rows = store
+            .aggregate_rows("interactions", &aggregate.name, i64::MIN, i64::MAX)
+            .await
+            .unwrap();
+        let wanted: Vec<_> = expected.keys().filter(|k| k.0 == aggregate.name).collect();
+        assert_eq!(
+            rows.len(),
+            wanted.len(),
+            "{}: windows × groups",
+            aggregate.name
+        );
+        for row in rows {
+            let values = &expected[&(
+                aggregate.name.clone(),
+                row.window.start_ms,
+                row.group.clone(),
+            )];
+            let numbers: Vec<f64> = values.iter().filter_map(|v| v.parse().ok()).collect();
+            match row.state.result(&aggregate.params) {
+                AggregateResult::Count(n) => {
+                    assert_eq!(n, values.len() as u64, "{}", aggregate.name)
+                }
+                AggregateResult::Sum(sum) => {
+                    assert!((sum - numbers.iter().sum::<f64>()).abs() < 1e-6)
+                }
+                AggregateResult::Avg(avg) => {
+                    let mean = numbers.iter().sum::<f64>() / numbers.len() as f64;
+                    assert!(
+                        (avg.unwrap() - mean).abs() < 1e-9,
+                        "{}: {avg:?} vs {mean}",
+                        aggregate.name
+                    );
+                }
+                AggregateResult::CountDistinct(n) => {
+                    let exact = values
+                        .iter()
+                        .collect::<std::collections::HashSet<_>>()
+                        .len() as f64;
+                    assert!(
+                        (n as f64 - exact).abs() <= (exact * 0.02).max(1.0),
+                        "{}: {n} vs {exact}",
+                        aggregate.name
+                    );
+                }
+                AggregateResult::TopK(top) => {
+                    let mut counts: BTreeMap<&String, u64> = BTreeMap::new();
+                    for v in values {
+                        *counts.entry(v).or_default() += 1;
+                    }
+                    for entry in &top {
+                        let exact = counts[&entry.key];
+                        assert!(
+                            entry.count - entry.error <= exact && exact <= entry.count,
+                            "{}: {entry:?} vs {exact}",
+                            aggregate.name
+                        );
+                    }
+                    let best = counts.values().max().copied().unwrap_or(0);
+                    assert_eq!(
+                        top[0].count - top[0].error,
+                        best,
+                        "{}: the top key is exact here",
+                        aggregate.name
+                    );
+                }
+                AggregateResult::Percentiles(quantiles) => {
+                    let mut sorted = numbers.clone();
+                    sorted.sort_by(f64::total_cmp);
+                    for q in quantiles {
+                        let rank = ((q.q * (sorted.len() - 1) as f64).round()) as usize;
+                        let exact = sorted[rank];
+                        let got = q.value.unwrap();
+                        assert!(
+                            (got - exact).abs() <= exact.abs() * 0.011 + 1e-9,
+                            "{} p{}: {got} vs {exact}",
+                            aggregate.name,
+                            q.q
+                        );
+                    }
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+            *checked.entry(aggregate.name.clone()).or_insert(0) += 1;
+        }
+    }
+    assert_eq!(
+        checked.len(),
+        7,
+        "every windowed aggregate of interactions.yaml was checked: {checked:?}"
+    );
+    registry.stop().await;
+}
