@@ -255,18 +255,23 @@ async fn worker_in(
         encoded.push((event.user_id.clone(), encoder.encode(&event).await?));
     }
     let producer: FutureProducer = settings.kafka.producer().create()?;
+    // Throwaway consumer groups: short group timeouts (as `KafkaConfig::local`) unless the
+    // settings ask for shorter ones, so joins take seconds, not half of Kafka's 45 s default.
+    let mut kafka = settings.kafka.clone();
+    kafka.session_timeout_ms = kafka.session_timeout_ms.min(6_000);
+    kafka.heartbeat_interval_ms = kafka.heartbeat_interval_ms.min(1_000);
     let produce_secs = raw_produce(&producer, topic, &encoded).await?;
     let bytes: usize = encoded.iter().map(|(_, payload)| payload.len()).sum();
     drop(encoded);
 
     // Raw: a plain consumer group member counting records, before and after the worker.
-    let raw_first = raw_consume(settings, topic, count).await?;
+    let raw_first = raw_consume(&kafka, topic, count).await?;
 
     // Worker: decode + every aggregate + store commit, until the store accounts for all.
     let readiness = Readiness::default();
     let built_at = Instant::now();
     let worker = Worker::build_reporting(
-        &settings.kafka,
+        &kafka,
         WorkerConfig {
             topic: topic.to_owned(),
             group_id: format!("{topic}-group"),
@@ -315,7 +320,7 @@ async fn worker_in(
     };
     token.cancel();
     running.await?;
-    let raw_second = raw_consume(settings, topic, count).await?;
+    let raw_second = raw_consume(&kafka, topic, count).await?;
 
     // Accounting and the aggregate partials written.
     let statuses: Vec<_> = store
@@ -353,6 +358,10 @@ async fn worker_in(
         "  produce (pre-encoded, raw rdkafka): {:.0} events/s",
         count as f64 / produce_secs
     );
+    println!(
+        "  consumer groups: session.timeout.ms {}, heartbeat.interval.ms {}",
+        kafka.session_timeout_ms, kafka.heartbeat_interval_ms
+    );
     println!("  group joins excluded: rates run from the first partition assignment (A) or from the first record seen (F) to the last record");
     println!(
         "  raw rdkafka consume (count only), best of 2 runs: A {raw_rate_assigned:>9.0} events/s   F {raw_rate:>9.0} events/s   (runs: A {:.0} / {:.0}, F {:.0} / {:.0}; joins {:.1} s / {:.1} s)",
@@ -375,9 +384,18 @@ async fn worker_in(
         worker_rate_assigned / raw_rate_assigned,
         worker_rate / raw_rate
     );
+    let rows: u64 = partials.iter().map(|(_, rows, _)| rows).sum();
+    let state_bytes: u64 = partials.iter().map(|(_, _, bytes)| bytes).sum();
     println!(
-        "  store: read {read}, folded {folded}, duplicates {duplicates}, dead-lettered {dead_lettered}, late {late}; {partials} aggregate partial rows"
+        "  store: read {read}, folded {folded}, duplicates {duplicates}, dead-lettered {dead_lettered}, late {late}; {rows} aggregate partial rows, {:.1} MB of state",
+        state_bytes as f64 / 1e6
     );
+    for (aggregate, rows, bytes) in &partials {
+        println!(
+            "    {aggregate:<28} {rows:>6} rows {:>9.0} B/row",
+            *bytes as f64 / (*rows).max(1) as f64
+        );
+    }
     Ok(())
 }
 
@@ -395,15 +413,22 @@ fn retarget_pipeline(text: &str, topic: &str, late_topic: &str) -> anyhow::Resul
     Ok(yaml_serde::to_string(&value)?)
 }
 
-/// Rows of `aggregate_partials` (one per aggregate, window, group and partition).
-fn count_partials(store: &Path, pipeline: &str) -> anyhow::Result<u64> {
+/// Per aggregate: rows of `aggregate_partials` (one per window, group and partition) and
+/// the bytes of their stored state.
+fn count_partials(store: &Path, pipeline: &str) -> anyhow::Result<Vec<(String, u64, u64)>> {
     let connection = rusqlite::Connection::open(store)?;
-    let rows: i64 = connection.query_row(
-        "SELECT COUNT(*) FROM aggregate_partials WHERE pipeline = ?1",
-        [pipeline],
-        |row| row.get(0),
+    let mut statement = connection.prepare(
+        "SELECT aggregate, COUNT(*), SUM(LENGTH(state)) FROM aggregate_partials
+         WHERE pipeline = ?1 GROUP BY aggregate ORDER BY aggregate",
     )?;
-    Ok(rows as u64)
+    let rows = statement.query_map([pipeline], |row| {
+        Ok((
+            row.get::<_, String>(0)?,
+            row.get::<_, i64>(1)? as u64,
+            row.get::<_, i64>(2)? as u64,
+        ))
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
 }
 
 /// One raw consume: the group join, then the records from assignment and from the first record.
@@ -450,10 +475,13 @@ impl ConsumerContext for AssignedAt {
 }
 
 /// Reads `topic` with a fresh consumer group until `count` records were seen.
-async fn raw_consume(settings: &Settings, topic: &str, count: usize) -> anyhow::Result<RawConsume> {
+async fn raw_consume(
+    kafka: &crate::kafka::KafkaConfig,
+    topic: &str,
+    count: usize,
+) -> anyhow::Result<RawConsume> {
     let group = format!("bench-raw-{}", Uuid::new_v4().simple());
-    let consumer: StreamConsumer<AssignedAt> = settings
-        .kafka
+    let consumer: StreamConsumer<AssignedAt> = kafka
         .consumer(&group)
         .create_with_context(AssignedAt::default())?;
     consumer.subscribe(&[topic])?;

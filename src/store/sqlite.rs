@@ -146,6 +146,10 @@ CREATE TABLE IF NOT EXISTS session_profiles (
     PRIMARY KEY (pipeline, session_id)
 );
 "#,
+    r#"
+CREATE INDEX IF NOT EXISTS aggregate_sessions
+    ON aggregate_partials (pipeline, aggregate, partition, group_key, window_start);
+"#,
 ];
 
 /// The SQLite read store.
@@ -544,9 +548,10 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
         "INSERT OR IGNORE INTO seen_events (topic, partition, event_id, offset) VALUES (?1, ?2, ?3, ?4)",
     )?;
     let mut count = tx.prepare_cached(
-        "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, 1)
-         ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + 1",
+        "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, ?3)
+         ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + excluded.count",
     )?;
+    let mut counts: BTreeMap<(&str, EventType), i64> = BTreeMap::new();
     let (mut folded, mut late) = (0i64, 0i64);
     let mut on_time = Vec::with_capacity(batch.events.len());
     let mut fresh = Vec::with_capacity(batch.events.len());
@@ -561,7 +566,9 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
         if !first {
             continue;
         }
-        count.execute(params![event.user_id, event.event_type.as_str()])?;
+        *counts
+            .entry((event.user_id.as_str(), event.event_type))
+            .or_default() += 1;
         fresh.push(event);
         if folded_event.late {
             late += 1;
@@ -569,6 +576,9 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
             folded += 1;
             on_time.push(event);
         }
+    }
+    for ((user, kind), n) in counts {
+        count.execute(params![user, kind.as_str(), n])?;
     }
     if let Some(pipeline) = &batch.pipeline {
         let partials = pipeline.fold(&on_time).map_err(corrupt)?;
@@ -620,27 +630,51 @@ fn project(
     let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
     let name = &pipeline.name;
     if keeps(ProjectionKind::User) {
+        // Per user in this batch: first and last time, events, value, session of the latest.
+        let mut users: BTreeMap<&str, (i64, i64, i64, f64, &str)> = BTreeMap::new();
+        for e in events {
+            let u = users.entry(e.user_id.as_str()).or_insert((
+                e.occurred_at,
+                e.occurred_at,
+                0,
+                0.0,
+                e.session_id.as_str(),
+            ));
+            u.0 = u.0.min(e.occurred_at);
+            if e.occurred_at >= u.1 {
+                u.1 = e.occurred_at;
+                u.4 = e.session_id.as_str();
+            }
+            u.2 += 1;
+            u.3 += e.value.unwrap_or(0.0);
+        }
         let mut user = tx.prepare_cached(
             "INSERT INTO user_profiles (pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session)
-             VALUES (?1, ?2, ?3, ?3, 1, ?4, ?5)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (pipeline, user_id) DO UPDATE SET
                first_seen_ms = min(first_seen_ms, excluded.first_seen_ms),
                last_seen_ms = max(last_seen_ms, excluded.last_seen_ms),
-               events = events + 1,
+               events = events + excluded.events,
                total_value = total_value + excluded.total_value,
                current_session = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.current_session ELSE current_session END",
         )?;
-        for e in events {
-            user.execute(params![
-                name,
-                e.user_id,
-                e.occurred_at,
-                e.value.unwrap_or(0.0),
-                e.session_id
-            ])?;
+        for (id, (first, last, n, value, session)) in users {
+            user.execute(params![name, id, first, last, n, value, session])?;
         }
     }
     if keeps(ProjectionKind::Item) {
+        let mut items: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+        for e in events {
+            let Some(item_id) = &e.item_id else { continue };
+            let slot = match e.event_type {
+                EventType::PageView => 0,
+                EventType::Click => 1,
+                EventType::AddToCart => 2,
+                EventType::Purchase => 3,
+                _ => continue,
+            };
+            items.entry(item_id.as_str()).or_default()[slot] += 1;
+        }
         let mut item = tx.prepare_cached(
             "INSERT INTO item_profiles (pipeline, item_id, views, clicks, add_to_carts, purchases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -648,35 +682,34 @@ fn project(
                views = views + excluded.views, clicks = clicks + excluded.clicks,
                add_to_carts = add_to_carts + excluded.add_to_carts, purchases = purchases + excluded.purchases",
         )?;
-        for e in events {
-            let Some(item_id) = &e.item_id else { continue };
-            let is = |kind: EventType| i64::from(e.event_type == kind);
-            item.execute(params![
-                name,
-                item_id,
-                is(EventType::PageView),
-                is(EventType::Click),
-                is(EventType::AddToCart),
-                is(EventType::Purchase)
-            ])?;
+        for (id, [views, clicks, carts, purchases]) in items {
+            item.execute(params![name, id, views, clicks, carts, purchases])?;
         }
     }
     if keeps(ProjectionKind::Session) {
+        let mut sessions: BTreeMap<&str, (&str, i64, i64, i64, bool)> = BTreeMap::new();
+        for e in events {
+            let s = sessions.entry(e.session_id.as_str()).or_insert((
+                e.user_id.as_str(),
+                e.occurred_at,
+                e.occurred_at,
+                0,
+                false,
+            ));
+            s.1 = s.1.min(e.occurred_at);
+            s.2 = s.2.max(e.occurred_at);
+            s.3 += 1;
+            s.4 |= e.event_type == EventType::Purchase;
+        }
         let mut session = tx.prepare_cached(
             "INSERT INTO session_profiles (pipeline, session_id, user_id, start_ms, end_ms, events, converted)
-             VALUES (?1, ?2, ?3, ?4, ?4, 1, ?5)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT (pipeline, session_id) DO UPDATE SET
                start_ms = min(start_ms, excluded.start_ms), end_ms = max(end_ms, excluded.end_ms),
-               events = events + 1, converted = max(converted, excluded.converted)",
+               events = events + excluded.events, converted = max(converted, excluded.converted)",
         )?;
-        for e in events {
-            session.execute(params![
-                name,
-                e.session_id,
-                e.user_id,
-                e.occurred_at,
-                i64::from(e.event_type == EventType::Purchase)
-            ])?;
+        for (id, (user, start, end, n, converted)) in sessions {
+            session.execute(params![name, id, user, start, end, n, i64::from(converted)])?;
         }
     }
     Ok(())

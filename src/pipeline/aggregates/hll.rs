@@ -27,25 +27,50 @@ pub const MAX_PRECISION: u8 = 18;
 #[serde(try_from = "HllRepr")]
 pub struct Hll {
     precision: u8,
+    /// Stored as base64 (2^p bytes → a compact string, not a JSON array of numbers).
+    #[serde(serialize_with = "registers_base64")]
     registers: Vec<u8>,
+}
+
+fn registers_base64<S: serde::Serializer>(
+    registers: &[u8],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    use base64::Engine;
+    serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(registers))
+}
+
+/// Registers as written (base64) or as a plain array of bytes.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RegistersRepr {
+    Base64(String),
+    Bytes(Vec<u8>),
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HllRepr {
     precision: u8,
-    registers: Vec<u8>,
+    registers: RegistersRepr,
 }
 
 impl TryFrom<HllRepr> for Hll {
     type Error = AggregateError;
 
     fn try_from(repr: HllRepr) -> Result<Self, Self::Error> {
+        use base64::Engine;
         let mut hll = Hll::with_precision(repr.precision)?;
+        let registers = match repr.registers {
+            RegistersRepr::Bytes(bytes) => bytes,
+            RegistersRepr::Base64(text) => base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| AggregateError::InvalidPartial {
+                reason: format!("HLL registers are not base64: {e}"),
+            })?,
+        };
         let max_rank = 64 - repr.precision + 1;
-        if repr.registers.len() != hll.registers.len()
-            || repr.registers.iter().any(|&r| r > max_rank)
-        {
+        if registers.len() != hll.registers.len() || registers.iter().any(|&r| r > max_rank) {
             return Err(AggregateError::InvalidPartial {
                 reason: format!(
                     "an HLL of precision {} needs {} registers of at most {max_rank}",
@@ -54,7 +79,7 @@ impl TryFrom<HllRepr> for Hll {
                 ),
             });
         }
-        hll.registers = repr.registers;
+        hll.registers = registers;
         Ok(hll)
     }
 }
