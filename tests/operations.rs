@@ -226,6 +226,7 @@ async fn metrics_and_readiness_follow_the_events() {
         1.0
     );
     assert!(metric(&text, "eventfold_store_commit_duration_seconds_count") >= 1.0);
+    assert!(metric(&text, "eventfold_worker_fold_duration_seconds_count") >= 1.0);
     assert!(metric(&text, "eventfold_worker_batches_total") >= 1.0);
     assert!(metric(&text, r#"eventfold_worker_rebalances_total{kind="assign"}"#) >= 1.0);
     assert!(text.contains("# TYPE eventfold_worker_event_time_to_folded_seconds histogram"));

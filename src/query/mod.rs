@@ -3,6 +3,7 @@
 
 mod api;
 mod config;
+mod dashboard;
 
 pub use api::{router, QueryError, QueryState};
 pub use config::QueryConfig;

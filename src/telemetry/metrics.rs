@@ -31,6 +31,8 @@ pub const WORKER_CONSUMER_LAG: &str = "eventfold_worker_consumer_lag_records";
 pub const WORKER_EVENT_TIME_LAG_SECONDS: &str = "eventfold_worker_event_time_to_folded_seconds";
 /// From an event's Kafka timestamp (ingest) to its batch's store commit.
 pub const WORKER_INGEST_LAG_SECONDS: &str = "eventfold_worker_ingest_to_folded_seconds";
+/// From a micro-batch's first record read to its store commit (fold latency).
+pub const WORKER_FOLD_SECONDS: &str = "eventfold_worker_fold_duration_seconds";
 /// Store commit latency (state + offsets, one transaction).
 pub const STORE_COMMIT_SECONDS: &str = "eventfold_store_commit_duration_seconds";
 

@@ -50,6 +50,8 @@ pub struct FoldBatch {
     pub max_event_ms: Option<i64>,
     /// The pipeline whose aggregates the batch's on-time, distinct events fold into.
     pub pipeline: Option<Arc<Pipeline>>,
+    /// When the batch's first record was read (fold latency).
+    pub opened_at: Option<std::time::Instant>,
 }
 
 impl FoldBatch {
@@ -86,6 +88,7 @@ impl BatchBuilder {
                 dedup_horizon_events,
                 max_event_ms,
                 pipeline,
+                opened_at: None,
             },
         }
     }
@@ -97,6 +100,9 @@ impl BatchBuilder {
 
     /// Adds a decoded event (its offset must be the next one).
     pub fn push_event(&mut self, event: FoldedEvent) {
+        self.batch
+            .opened_at
+            .get_or_insert_with(std::time::Instant::now);
         self.batch.last_offset = event.offset;
         let at = event.event.occurred_at;
         self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
@@ -110,6 +116,9 @@ impl BatchBuilder {
 
     /// Adds a record that went to the dead-letter topic.
     pub fn push_dead_letter(&mut self, offset: i64) {
+        self.batch
+            .opened_at
+            .get_or_insert_with(std::time::Instant::now);
         self.batch.last_offset = offset;
         self.batch.dead_lettered += 1;
     }

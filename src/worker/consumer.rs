@@ -463,6 +463,9 @@ impl Worker {
 /// Metrics of a committed batch: outcomes, size, and how long its events took to be folded.
 fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: u64) {
     metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
+    if let Some(opened) = batch.opened_at {
+        metrics::histogram!(names::WORKER_FOLD_SECONDS).record(opened.elapsed().as_secs_f64());
+    }
     metrics::histogram!(names::WORKER_BATCH_EVENTS).record(batch.records() as f64);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "folded").increment(folded);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "duplicate").increment(duplicates);
