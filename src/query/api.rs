@@ -55,7 +55,8 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/pipelines/{pipeline}/sessions", get(read_sessions))
         .route("/v1/users/{user_id}/event-counts", get(user_counts))
         .route("/v1/freshness", get(freshness))
-        .with_state(state);
+        .with_state(state)
+        .merge(super::dashboard::routes());
     crate::http::instrument(router, "query")
 }
 

@@ -404,7 +404,8 @@
           ? "The query API cannot be reached — showing the last values received."
           : "Some figures could not be refreshed — showing the last values received.";
       const since = state.everOk ? ` Last update ${hhmmss(state.lastOkAt)} (${fmtAge(now - state.lastOkAt)} ago).` : "";
-      $("banner-detail").textContent = errors.slice(0, 2).join(" · ") + "." + since + " Retrying every 2 s.";
+      const detail = errors.slice(0, 2).join(" · ");
+      $("banner-detail").textContent = detail.charAt(0).toUpperCase() + detail.slice(1) + "." + since + " Retrying every 2 s.";
     } else {
       banner.hidden = true;
     }

@@ -160,7 +160,9 @@ mod tests {
             .oneshot(Request::get("/").body(Body::empty()).unwrap())
             .await
             .unwrap();
-        let csp = response.headers()[CONTENT_SECURITY_POLICY].to_str().unwrap();
+        let csp = response.headers()[CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
         assert!(csp.contains("default-src 'self'"));
         assert!(csp.contains("connect-src 'self'"));
     }

@@ -1,4 +1,5 @@
-//! The query stage: reads the folded read models over HTTP (`eventfold serve`). Every answer
+//! The query stage: reads the folded read models over HTTP (`eventfold serve`) and serves the
+//! live dashboard at `/`. Every answer
 //! carries how far the store has folded each partition, so freshness is data (invariant 6).
 
 mod api;
