@@ -10,7 +10,7 @@ use super::commands::{
     run_registry_reporting, start_exporter,
 };
 use super::DemoArgs;
-use crate::ingest::{EventGenerator, EventProducer};
+use crate::ingest::{EventProducer, Workload, WorkloadConfig};
 use crate::settings::Settings;
 use crate::store::SqliteStore;
 
@@ -57,7 +57,16 @@ pub async fn run(
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
-    let mut events = EventGenerator::new(now as u64, 200, 100, now);
+    // Event time advances with the wall clock: `rate` events per second.
+    let mut events = Workload::new(WorkloadConfig {
+        seed: now as u64,
+        users: 200,
+        items: 100,
+        start_ms: now,
+        mean_gap_ms: (1000 / i64::from(args.rate.max(1))).max(1),
+        ..WorkloadConfig::default()
+    })
+    .map(|(_, event)| event);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     while !shutdown.is_cancelled() {
         tokio::select! {
