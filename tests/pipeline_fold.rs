@@ -6,9 +6,8 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use common::{kafka, unique, TestRegistry};
+use common::{kafka, unique, wait_for_read, TestRegistry};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
 use eventfold::kafka::{ensure_topic, TopicSpec};
@@ -92,24 +91,6 @@ impl Setup {
                 .await
                 .unwrap();
         }
-    }
-
-    async fn wait_for(&self, records: u64) {
-        for _ in 0..600 {
-            let read: u64 = self
-                .store
-                .partitions()
-                .await
-                .unwrap()
-                .iter()
-                .map(|p| p.read)
-                .sum();
-            if read >= records {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("the store did not account for {records} records");
     }
 
     async fn assert_projections(&self, events: &[Interaction], truth: &GroundTruth) {
@@ -380,7 +361,7 @@ async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates(
     assert!(truth.late_events > 10 && truth.duplicates > 30 && truth.out_of_order_events > 50);
     let (stop, worker) = setup.start_worker().await;
     setup.produce(&events).await;
-    setup.wait_for(truth.events_sent).await;
+    wait_for_read(&setup.store, truth.events_sent).await;
     setup.assert_matches(&truth).await;
     setup.assert_projections(&events, &truth).await;
     setup.assert_sessions(&events, &late).await;
@@ -396,11 +377,11 @@ async fn two_workers_and_a_takeover_still_fold_exactly() {
     let (stop_a, worker_a) = setup.start_worker().await;
     let (stop_b, worker_b) = setup.start_worker().await;
     setup.produce(&events[..2000]).await;
-    setup.wait_for(2000).await;
+    wait_for_read(&setup.store, 2000).await;
     stop_a.cancel();
     worker_a.await.unwrap();
     setup.produce(&events[2000..]).await;
-    setup.wait_for(truth.events_sent).await;
+    wait_for_read(&setup.store, truth.events_sent).await;
     setup.assert_matches(&truth).await;
     setup.assert_projections(&events, &truth).await;
     setup.assert_sessions(&events, &late).await;
@@ -514,20 +495,7 @@ async fn every_aggregate_of_the_shipped_pipeline_matches_a_brute_force_reference
     .unwrap();
     let stop = CancellationToken::new();
     let running = tokio::spawn(worker.run(stop.clone()));
-    for _ in 0..600 {
-        if store
-            .partitions()
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.read)
-            .sum::<u64>()
-            >= truth.events_sent
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_read(&store, truth.events_sent).await;
     stop.cancel();
     running.await.unwrap();
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{kafka, unique, TestRegistry};
+use common::{kafka, unique, wait_for_read, TestRegistry};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventGenerator, EventProducer};
 use eventfold::kafka::{ensure_topic, TopicSpec};
@@ -94,31 +94,6 @@ impl Setup {
         let stop = CancellationToken::new();
         (stop.clone(), tokio::spawn(worker.run(stop)))
     }
-}
-
-/// Waits until the store accounted for `records` records (bounded).
-async fn wait_for_read(store: &SqliteStore, records: u64) {
-    for _ in 0..600 {
-        let read: u64 = store
-            .partitions()
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.read)
-            .sum();
-        assert!(
-            read <= records,
-            "read {read} records, more than the {records} in the topic"
-        );
-        if read == records {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "the store did not account for {records} records in 60 s: {:?}",
-        store.partitions().await
-    );
 }
 
 fn events(seed: u64, count: usize) -> Vec<Interaction> {

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
-use crate::store::{FollowingStore, PartitionStatus, StoreError};
+use crate::store::{FollowingStore, PartitionStatus, SqliteStore, StoreError};
 
 /// What the query handlers share.
 #[derive(Clone)]
@@ -292,17 +292,37 @@ fn page<T: serde::Serialize>(items: Vec<T>, params: &ReadParams) -> Result<Value
     Ok(json!({ "total": total, "offset": offset, "limit": limit, "items": items }))
 }
 
+/// A paged listing of one of `name`'s projections, as fresh as the token asks.
+async fn listing<T, Fut>(
+    state: &QueryState,
+    name: &str,
+    params: &ReadParams,
+    key: &str,
+    load: impl FnOnce(SqliteStore) -> Fut,
+) -> Result<Json<Value>, QueryError>
+where
+    T: serde::Serialize,
+    Fut: std::future::Future<Output = Result<Vec<T>, StoreError>>,
+{
+    pipeline(state, name)?;
+    let partitions = visible(state, params.consistency_token.as_deref()).await?;
+    let rows = load(state.store.current()?).await?;
+    let mut body = serde_json::Map::new();
+    body.insert(key.to_owned(), page(rows, params)?);
+    body.insert("as_of".to_owned(), as_of(&partitions));
+    Ok(Json(Value::Object(body)))
+}
+
 async fn read_items(
     State(state): State<QueryState>,
     Path(name): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Value>, QueryError> {
-    pipeline(&state, &name)?;
-    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let items = state.store.current()?.item_profiles(&name).await?;
-    Ok(Json(
-        json!({ "items": page(items, &params)?, "as_of": as_of(&partitions) }),
-    ))
+    let pipeline = name.clone();
+    listing(&state, &name, &params, "items", |store| async move {
+        store.item_profiles(&pipeline).await
+    })
+    .await
 }
 
 async fn read_sessions(
@@ -310,12 +330,11 @@ async fn read_sessions(
     Path(name): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Value>, QueryError> {
-    pipeline(&state, &name)?;
-    let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let sessions = state.store.current()?.session_profiles(&name).await?;
-    Ok(Json(
-        json!({ "sessions": page(sessions, &params)?, "as_of": as_of(&partitions) }),
-    ))
+    let pipeline = name.clone();
+    listing(&state, &name, &params, "sessions", |store| async move {
+        store.session_profiles(&pipeline).await
+    })
+    .await
 }
 
 async fn user_counts(

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use eventfold::kafka::KafkaConfig;
 use eventfold::registry::{RegistryConfig, SchemaLog};
+use eventfold::store::SqliteStore;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -139,4 +140,30 @@ pub async fn call(url: &str, method: &str, path: &str, body: Option<&str>) -> An
 /// The JSON body `{"schema": "<schema>"}` for a schema given as JSON.
 pub fn schema_body(schema: &serde_json::Value) -> String {
     serde_json::json!({ "schema": schema.to_string() }).to_string()
+}
+
+/// Waits (up to 60 s) until the store accounted for exactly `records` records read; fails
+/// if it reads more (nothing may be read twice) or never gets there.
+pub async fn wait_for_read(store: &SqliteStore, records: u64) {
+    for _ in 0..600 {
+        let read: u64 = store
+            .partitions()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.read)
+            .sum();
+        assert!(
+            read <= records,
+            "read {read} records, more than the {records} in the topic"
+        );
+        if read == records {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the store did not account for {records} records in 60 s: {:?}",
+        store.partitions().await
+    );
 }
