@@ -11,11 +11,10 @@ mod count;
 mod ddsketch;
 mod error;
 mod exact;
+mod extreme;
 mod float;
 mod hash;
 mod hll;
-mod max;
-mod min;
 mod state;
 mod sum;
 mod top_k;
@@ -24,10 +23,9 @@ pub use avg::Avg;
 pub use count::Count;
 pub use ddsketch::{DdSketch, DEFAULT_RELATIVE_ACCURACY, MIN_RELATIVE_ACCURACY};
 pub use error::AggregateError;
+pub use extreme::{Extreme, Max, Min};
 pub use hash::{hash64, xxh64};
 pub use hll::{Hll, DEFAULT_PRECISION, MAX_PRECISION, MIN_PRECISION};
-pub use max::Max;
-pub use min::Min;
 pub use state::{
     AggregateKind, AggregateParams, AggregateResult, AggregateState, QuantileValue, Value,
 };
