@@ -82,33 +82,27 @@ impl Pipeline {
     /// event time so far is `max_event_ms`: late when every window of some windowed
     /// aggregate that would hold it is already final (watermark ≥ end + grace). A late event
     /// goes into no window (it is counted and copied to the late topic), which keeps
-    /// folded + late + dead-lettered = read exact.
-    pub fn is_late(&self, max_event_ms: Option<i64>, ts_ms: i64) -> bool {
+    /// folded + late + dead-lettered = read exact. An extreme timestamp that some aggregate
+    /// cannot window is an error: such an event is dead-lettered, never dropped.
+    pub fn lateness(&self, max_event_ms: Option<i64>, ts_ms: i64) -> Result<bool, FoldError> {
         let watermark = max_event_ms.map(|m| m.saturating_sub(self.watermark_delay_ms as i64));
-        self.aggregates
-            .iter()
-            .filter(|a| windowed(a))
-            .any(|aggregate| match assign(&aggregate.window, ts_ms) {
-                Ok(windows) => {
-                    !windows.is_empty()
-                        && windows
-                            .iter()
-                            .all(|w| window_is_final(watermark, w.end_ms, self.grace_ms))
-                }
-                Err(_) => false,
-            })
-    }
-
-    /// Whether every windowed aggregate can place an event at `ts_ms` (an extreme timestamp
-    /// cannot be windowed: such an event is dead-lettered, never dropped).
-    pub fn check_event_time(&self, ts_ms: i64) -> Result<(), FoldError> {
+        let mut late = false;
         for aggregate in self.aggregates.iter().filter(|a| windowed(a)) {
-            assign(&aggregate.window, ts_ms).map_err(|source| FoldError::Window {
+            let windows = assign(&aggregate.window, ts_ms).map_err(|source| FoldError::Window {
                 aggregate: aggregate.name.clone(),
                 source,
             })?;
+            late |= !windows.is_empty()
+                && windows
+                    .iter()
+                    .all(|w| window_is_final(watermark, w.end_ms, self.grace_ms));
         }
-        Ok(())
+        Ok(late)
+    }
+
+    /// [`Pipeline::lateness`] for an event time every aggregate can window.
+    pub fn is_late(&self, max_event_ms: Option<i64>, ts_ms: i64) -> bool {
+        matches!(self.lateness(max_event_ms, ts_ms), Ok(true))
     }
 
     /// What `event` contributes to `aggregate`: its group key and value, or `None` when the

@@ -296,21 +296,18 @@ impl Worker {
                 other => break other,
             }
         };
+        let max_event_ms = cursor.batch.max_event_ms();
         let decoded = decoded
             .map_err(|error| (error.reason(), error.to_string()))
             .and_then(|event| match &self.pipeline {
                 Some(pipeline) => pipeline
-                    .check_event_time(event.occurred_at)
-                    .map(|()| event)
+                    .lateness(max_event_ms, event.occurred_at)
+                    .map(|late| (event, late))
                     .map_err(|error| ("event_time_out_of_range", error.to_string())),
-                None => Ok(event),
+                None => Ok((event, false)),
             });
         match decoded {
-            Ok(event) => {
-                let late = self
-                    .pipeline
-                    .as_ref()
-                    .is_some_and(|p| p.is_late(cursor.batch.max_event_ms(), event.occurred_at));
+            Ok((event, late)) => {
                 if late && !self.copy_late(message, shutdown).await {
                     return false;
                 }
