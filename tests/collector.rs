@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, TestRegistry};
 use eventfold::contracts::Interaction;
 use eventfold::ingest::{router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer};
 use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
@@ -281,18 +281,7 @@ async fn read_back(topic: &str, registry: &str, count: usize) -> Vec<(i32, i64, 
 #[tokio::test]
 async fn accepted_batches_are_durable_with_offsets_and_a_token() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("collected");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 3,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("collected", 3).await;
     let state = state(&kafka(), &registry.url, &topic, CollectorConfig::default());
     let batch: Vec<Value> = (0..5)
         .map(|i| event(&format!("user-{i}"), "page_view"))

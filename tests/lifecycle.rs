@@ -8,10 +8,9 @@ use std::collections::BTreeMap;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, TestRegistry};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventGenerator, EventProducer};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::store::SqliteStore;
 
 struct Names {
@@ -57,18 +56,7 @@ async fn read(store: &SqliteStore) -> u64 {
 #[tokio::test]
 async fn sigterm_commits_and_leaves_then_the_next_worker_resumes_exactly() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("lifecycle");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 3,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("lifecycle", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let names = Names {
         topic: topic.clone(),

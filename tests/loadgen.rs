@@ -7,10 +7,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, TestRegistry};
 use eventfold::cli::loadgen::{run, LoadgenArgs, Target};
 use eventfold::ingest::{router, CollectorConfig, CollectorState, EventProducer};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::registry::RegistryClient;
 use eventfold::settings::Settings;
 use eventfold::store::SqliteStore;
@@ -20,18 +19,7 @@ use tokio_util::sync::CancellationToken;
 #[tokio::test]
 async fn loadgen_through_the_collector_matches_its_ground_truth() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("loadgen");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 4,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("loadgen", 4).await;
     let stop = CancellationToken::new();
     let collector_config = CollectorConfig {
         topic: topic.clone(),

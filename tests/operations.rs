@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, wait_for_folded, TestRegistry};
 use eventfold::ingest::{router, CollectorConfig, CollectorState, EventProducer};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::registry::RegistryClient;
 use eventfold::store::SqliteStore;
 use eventfold::telemetry::{install_recorder, Readiness};
@@ -56,18 +55,7 @@ async fn get(router: &axum::Router, path: &str) -> (StatusCode, String) {
 async fn metrics_and_readiness_follow_the_events() {
     let handle = install_recorder();
     let registry = TestRegistry::fresh().await;
-    let topic = unique("ops");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 2,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("ops", 2).await;
     let stop = CancellationToken::new();
 
     let readiness = Readiness::default();
@@ -152,20 +140,7 @@ async fn metrics_and_readiness_follow_the_events() {
         post(bad.to_string()).await.unwrap().status(),
         StatusCode::BAD_REQUEST
     );
-    for _ in 0..300 {
-        if store
-            .partitions()
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.folded)
-            .sum::<u64>()
-            == 20
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_folded(&store, 20).await;
 
     let (status, text) = get(&exporter, "/metrics").await;
     assert_eq!(status, StatusCode::OK);

@@ -7,10 +7,9 @@ mod common;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use common::{kafka, unique, wait_for_read, TestRegistry};
+use common::{fresh_topic, kafka, unique, wait_for_read, TestRegistry};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::AggregateResult;
 use eventfold::registry::RegistryClient;
 use eventfold::store::SqliteStore;
@@ -30,18 +29,7 @@ struct Setup {
 impl Setup {
     async fn new() -> Setup {
         let registry = TestRegistry::fresh().await;
-        let topic = unique("folded");
-        ensure_topic(
-            &kafka(),
-            &TopicSpec {
-                name: &topic,
-                partitions: 4,
-                replication: 1,
-                configs: &[],
-            },
-        )
-        .await
-        .unwrap();
+        let topic = fresh_topic("folded", 4).await;
         let dir = tempfile::tempdir().unwrap();
         let pipeline = dir.path().join("test.yaml");
         std::fs::write(
@@ -441,18 +429,7 @@ fn reference(
 #[tokio::test]
 async fn every_aggregate_of_the_shipped_pipeline_matches_a_brute_force_reference() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("shipped");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 4,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("shipped", 4).await;
     let dir = tempfile::tempdir().unwrap();
     let shipped = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, TestRegistry};
 use eventfold::ingest::{
     router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventProducer,
 };
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::load_pipeline;
 use eventfold::query::{router, QueryState};
 use eventfold::registry::RegistryClient;
@@ -41,18 +40,7 @@ async fn get(app: &axum::Router, path: &str) -> (StatusCode, Value) {
 #[tokio::test]
 async fn read_your_writes_aggregates_projections_and_errors() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("queried");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 3,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("queried", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let pipeline_path = dir.path().join("shop.yaml");
     std::fs::write(

@@ -9,11 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, TestRegistry};
 use eventfold::cli::replay::{run, ReplayArgs};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventGenerator, EventProducer};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::load_pipeline;
 use eventfold::query::{router, QueryState};
 use eventfold::registry::RegistryClient;
@@ -57,18 +56,7 @@ async fn revenue(app: &axum::Router) -> Vec<f64> {
 #[tokio::test]
 async fn a_changed_pipeline_is_rebuilt_beside_the_live_one_and_switched_atomically() {
     let registry = TestRegistry::fresh().await;
-    let topic = unique("replayed");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 3,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("replayed", 3).await;
     let dir = tempfile::tempdir().unwrap();
     let (v1, v2) = (
         dir.path().join("shop-v1.yaml"),

@@ -6,13 +6,11 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, wait_for_folded, TestRegistry};
 use eventfold::ingest::{router, CollectorConfig, CollectorState, EventProducer};
-use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::registry::RegistryClient;
 use eventfold::store::SqliteStore;
 use eventfold::worker::{Worker, WorkerConfig};
@@ -59,18 +57,7 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let registry = TestRegistry::fresh().await;
-    let topic = unique("traced");
-    ensure_topic(
-        &kafka(),
-        &TopicSpec {
-            name: &topic,
-            partitions: 1,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = fresh_topic("traced", 1).await;
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
     let stop = CancellationToken::new();
@@ -115,20 +102,7 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    for _ in 0..300 {
-        if store
-            .partitions()
-            .await
-            .unwrap()
-            .iter()
-            .map(|p| p.folded)
-            .sum::<u64>()
-            == 1
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_for_folded(&store, 1).await;
     stop.cancel();
     worker.await.unwrap();
 

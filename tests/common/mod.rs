@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use eventfold::kafka::KafkaConfig;
+use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use eventfold::registry::{RegistryConfig, SchemaLog};
 use eventfold::store::SqliteStore;
 use tokio::net::TcpListener;
@@ -166,4 +166,34 @@ pub async fn wait_for_read(store: &SqliteStore, records: u64) {
         "the store did not account for {records} records in 60 s: {:?}",
         store.partitions().await
     );
+}
+
+/// A new topic named after `prefix`, with `partitions` partitions.
+pub async fn fresh_topic(prefix: &str, partitions: i32) -> String {
+    let topic = unique(prefix);
+    let spec = TopicSpec {
+        name: &topic,
+        partitions,
+        replication: 1,
+        configs: &[],
+    };
+    ensure_topic(&kafka(), &spec).await.expect("topic created");
+    topic
+}
+
+/// Waits (up to 30 s) until the store folded `events` events.
+pub async fn wait_for_folded(store: &SqliteStore, events: u64) {
+    for _ in 0..300 {
+        let folded: u64 = store
+            .partitions()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.folded)
+            .sum();
+        if folded == events {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
