@@ -141,27 +141,13 @@ pub(super) async fn run_collector(
 
 pub(super) async fn register_contracts(settings: &Settings, topic: &str) -> anyhow::Result<()> {
     let subject = format!("{topic}-value");
-    let http = reqwest::Client::new();
+    let registry = RegistryClient::new(settings.registry.url.clone())?;
     for version in InteractionVersion::ALL {
-        let url = format!(
-            "{}/subjects/{subject}/versions",
-            settings.registry.url.trim_end_matches('/')
-        );
-        let response = http
-            .post(&url)
-            .header("content-type", "application/vnd.schemaregistry.v1+json")
-            .json(&serde_json::json!({ "schema": version.text() }))
-            .send()
+        let id = registry
+            .register(&subject, version.text())
             .await
-            .with_context(|| format!("cannot reach the schema registry at {url}"))?;
-        let status = response.status();
-        let body = response.text().await.unwrap_or_default();
-        anyhow::ensure!(
-            status.is_success(),
-            "registering v{} under {subject} failed: {status} {body}",
-            version.number()
-        );
-        println!("{subject}: v{} registered: {body}", version.number());
+            .with_context(|| format!("registering v{} under {subject}", version.number()))?;
+        println!("{subject}: v{} registered with id {id}", version.number());
     }
     Ok(())
 }

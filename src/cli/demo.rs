@@ -86,9 +86,9 @@ pub async fn run(
 }
 
 async fn wait_for_registry(url: &str) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
+    let registry = crate::registry::RegistryClient::new(url)?;
     for _ in 0..100 {
-        if http.get(format!("{url}/subjects")).send().await.is_ok() {
+        if registry.check().await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;

@@ -129,6 +129,45 @@ impl RegistryClient {
         }
     }
 
+    /// Registers `schema` under `subject` (idempotent); returns its id.
+    pub async fn register(&self, subject: &str, schema: &str) -> Result<u32, RegistryClientError> {
+        #[derive(Deserialize)]
+        struct Registered {
+            id: u32,
+        }
+        let transport = |source| RegistryClientError::Transport {
+            url: self.url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .post(format!("{}/subjects/{subject}/versions", self.url))
+            .header("content-type", "application/vnd.schemaregistry.v1+json")
+            .json(&serde_json::json!({ "schema": schema }))
+            .send()
+            .await
+            .map_err(transport)?;
+        if !response.status().is_success() {
+            return Err(self.refused(response).await);
+        }
+        Ok(response.json::<Registered>().await.map_err(transport)?.id)
+    }
+
+    /// The error a non-2xx answer stands for, from Confluent's error body.
+    async fn refused(&self, response: reqwest::Response) -> RegistryClientError {
+        let status = response.status().as_u16();
+        let (error_code, message) = match response.json::<ErrorBody>().await {
+            Ok(body) => (body.error_code, body.message),
+            Err(_) => (0, "no Confluent error body".to_owned()),
+        };
+        RegistryClientError::Refused {
+            url: self.url.clone(),
+            status,
+            error_code,
+            message,
+        }
+    }
+
     /// The writer schema with this id.
     pub async fn schema_by_id(&self, id: u32) -> Result<Arc<Schema>, RegistryClientError> {
         if let Some(schema) = self
@@ -149,26 +188,15 @@ impl RegistryClient {
             .send()
             .await
             .map_err(transport)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body: Option<ErrorBody> = response.json().await.ok();
-            return Err(match body {
-                Some(body) if body.error_code == 40403 => RegistryClientError::UnknownSchemaId {
+        if !response.status().is_success() {
+            return Err(match self.refused(response).await {
+                RegistryClientError::Refused {
+                    error_code: 40403, ..
+                } => RegistryClientError::UnknownSchemaId {
                     id,
                     url: self.url.clone(),
                 },
-                Some(body) => RegistryClientError::Refused {
-                    url: self.url.clone(),
-                    status: status.as_u16(),
-                    error_code: body.error_code,
-                    message: body.message,
-                },
-                None => RegistryClientError::Refused {
-                    url: self.url.clone(),
-                    status: status.as_u16(),
-                    error_code: 0,
-                    message: "no Confluent error body".to_owned(),
-                },
+                other => other,
             });
         }
         let body: SchemaById = response.json().await.map_err(transport)?;
