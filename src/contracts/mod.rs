@@ -3,10 +3,12 @@
 //! Upholds invariant 8 (contracts evolve forward): every version is embedded here and the
 //! newest is what producers write.
 
+mod datum;
 mod event;
 mod schemas;
 mod wire;
 
+pub use datum::{contract_layout, read_interaction, DatumError};
 pub use event::{Device, EventType, Interaction, InteractionError};
 pub use schemas::{
     interaction_schema, latest_schema, ContractError, InteractionVersion,

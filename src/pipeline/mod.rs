@@ -7,6 +7,7 @@
 
 pub mod aggregates;
 pub mod fold;
+pub mod live;
 pub mod spec;
 pub mod windows;
 
@@ -14,6 +15,7 @@ pub use aggregates::{
     AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
 };
 pub use fold::{field_value, FoldError, Partial};
+pub use live::{LiveAggregates, PartialChange};
 pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };

@@ -2,7 +2,8 @@
 //! `<topic>-value`, TopicNameStrategy) and decoding them resolved from the writer schema
 //! (found by id) to the reader schema the consumer was built for.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
@@ -14,7 +15,10 @@ use schema_registry_converter::schema_registry_common::{
 };
 
 use super::{RegistryClient, RegistryClientError};
-use crate::contracts::{parse_frame, Interaction, InteractionError, InteractionVersion, WireError};
+use crate::contracts::{
+    contract_layout, parse_frame, read_interaction, Interaction, InteractionError,
+    InteractionVersion, WireError,
+};
 
 /// Why a Kafka value could not be decoded.
 #[derive(Debug, thiserror::Error)]
@@ -71,6 +75,11 @@ impl DecodeError {
 pub struct InteractionDecoder {
     client: RegistryClient,
     reader: Arc<Schema>,
+    /// The reader's contract layout, when it is a shipped contract version.
+    reader_layout: Option<InteractionVersion>,
+    /// Per writer schema id: its contract layout, when it has one (then decoding reads the
+    /// datum directly).
+    layouts: Arc<RwLock<HashMap<u32, Option<InteractionVersion>>>>,
 }
 
 impl InteractionDecoder {
@@ -78,7 +87,9 @@ impl InteractionDecoder {
     pub fn new(client: RegistryClient, reader: Schema) -> Self {
         InteractionDecoder {
             client,
+            reader_layout: contract_layout(&reader),
             reader: Arc::new(reader),
+            layouts: Arc::default(),
         }
     }
 
@@ -105,10 +116,43 @@ impl InteractionDecoder {
         Ok((schema_id, value))
     }
 
-    /// The interaction in a framed payload.
+    /// The interaction in a framed payload. When the writer and the reader are both shipped
+    /// contract versions the datum is read directly ([`read_interaction`]), else resolved
+    /// through apache-avro values.
     pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Interaction, DecodeError> {
+        let (schema_id, datum) = parse_frame(payload)?;
+        if let (Some(writer), Some(reader)) =
+            (self.writer_layout(schema_id).await?, self.reader_layout)
+        {
+            return read_interaction(writer, reader, datum).map_err(|e| DecodeError::Avro {
+                schema_id,
+                reason: e.to_string(),
+            });
+        }
         let (schema_id, value) = self.decode_value(payload).await?;
         Interaction::from_avro(value).map_err(|source| DecodeError::Shape { schema_id, source })
+    }
+}
+
+impl InteractionDecoder {
+    async fn writer_layout(
+        &self,
+        schema_id: u32,
+    ) -> Result<Option<InteractionVersion>, DecodeError> {
+        if let Some(layout) = self
+            .layouts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&schema_id)
+        {
+            return Ok(*layout);
+        }
+        let layout = contract_layout(&*self.client.schema_by_id(schema_id).await?);
+        self.layouts
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(schema_id, layout);
+        Ok(layout)
     }
 }
 

@@ -10,8 +10,11 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::contracts::EventType;
 use crate::contracts::Interaction;
-use crate::pipeline::{AggregateState, Partial, Pipeline, ProjectionKind, Window};
-use crate::worker::{CommitOutcome, FoldBatch, FoldStore, FoldStoreError, PartitionProgress};
+use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
+use crate::worker::{
+    decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
+    FoldStoreError, PartitionProgress, PartitionSnapshot,
+};
 
 /// A store operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -150,7 +153,22 @@ CREATE TABLE IF NOT EXISTS session_profiles (
 CREATE INDEX IF NOT EXISTS aggregate_sessions
     ON aggregate_partials (pipeline, aggregate, partition, group_key, window_start);
 "#,
+    r#"
+CREATE TABLE IF NOT EXISTS seen_event_batches (
+    topic TEXT NOT NULL,
+    partition INTEGER NOT NULL,
+    last_offset INTEGER NOT NULL,
+    ids BLOB NOT NULL,
+    PRIMARY KEY (topic, partition, last_offset)
+);
+CREATE INDEX IF NOT EXISTS aggregate_partials_by_end
+    ON aggregate_partials (pipeline, partition, window_end);
+"#,
 ];
+
+/// The migration that keeps duplicate-detection ids as hashes per batch; the ids of the
+/// older per-event table are carried over (hashed) as one batch per partition.
+const SEEN_BATCHES_MIGRATION: usize = 5;
 
 /// The SQLite read store.
 #[derive(Clone)]
@@ -514,9 +532,41 @@ fn migrate(connection: &mut Connection) -> rusqlite::Result<()> {
     let tx = connection.transaction()?;
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(version as usize) {
         tx.execute_batch(migration)?;
+        if index + 1 == SEEN_BATCHES_MIGRATION {
+            carry_over_seen_events(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)?;
     }
     tx.commit()
+}
+
+/// Moves the per-event duplicate-detection rows into one hashed batch per partition.
+fn carry_over_seen_events(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    let mut by_partition: BTreeMap<(String, i32), (i64, Vec<u128>)> = BTreeMap::new();
+    {
+        let mut rows = tx.prepare("SELECT topic, partition, event_id, offset FROM seen_events")?;
+        let rows = rows.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i32>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (topic, partition, event_id, offset) = row?;
+            let entry = by_partition.entry((topic, partition)).or_default();
+            entry.0 = entry.0.max(offset);
+            entry.1.push(event_id_hash(&event_id));
+        }
+    }
+    for ((topic, partition), (last_offset, ids)) in by_partition {
+        tx.execute(
+            "INSERT OR REPLACE INTO seen_event_batches (topic, partition, last_offset, ids) VALUES (?1, ?2, ?3, ?4)",
+            params![topic, partition, last_offset, encode_hashes(&ids)],
+        )?;
+    }
+    tx.execute_batch("DROP TABLE seen_events;")
 }
 
 fn stored_progress(
@@ -544,54 +594,41 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     if stored.last_offset != batch.previous_offset {
         return Ok(CommitOutcome::Fenced { stored });
     }
-    let mut remember = tx.prepare_cached(
-        "INSERT OR IGNORE INTO seen_events (topic, partition, event_id, offset) VALUES (?1, ?2, ?3, ?4)",
-    )?;
+    if !batch.seen.is_empty() {
+        tx.prepare_cached(
+            "INSERT OR REPLACE INTO seen_event_batches (topic, partition, last_offset, ids) VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![
+            batch.topic,
+            batch.partition,
+            batch.last_offset,
+            encode_hashes(&batch.seen)
+        ])?;
+    }
+    let mut counts: BTreeMap<(&str, EventType), i64> = BTreeMap::new();
+    let mut late = 0i64;
+    for folded_event in &batch.events {
+        let event = &folded_event.event;
+        *counts
+            .entry((event.user_id.as_str(), event.event_type))
+            .or_default() += 1;
+        late += i64::from(folded_event.late);
+    }
+    let folded = batch.events.len() as i64 - late;
     let mut count = tx.prepare_cached(
         "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + excluded.count",
     )?;
-    let mut counts: BTreeMap<(&str, EventType), i64> = BTreeMap::new();
-    let (mut folded, mut late) = (0i64, 0i64);
-    let mut on_time = Vec::with_capacity(batch.events.len());
-    let mut fresh = Vec::with_capacity(batch.events.len());
-    for folded_event in &batch.events {
-        let event = &folded_event.event;
-        let first = remember.execute(params![
-            batch.topic,
-            batch.partition,
-            event.event_id,
-            folded_event.offset
-        ])? == 1;
-        if !first {
-            continue;
-        }
-        *counts
-            .entry((event.user_id.as_str(), event.event_type))
-            .or_default() += 1;
-        fresh.push(event);
-        if folded_event.late {
-            late += 1;
-        } else {
-            folded += 1;
-            on_time.push(event);
-        }
-    }
     for ((user, kind), n) in counts {
         count.execute(params![user, kind.as_str(), n])?;
     }
     if let Some(pipeline) = &batch.pipeline {
-        let partials = pipeline.fold(&on_time).map_err(corrupt)?;
-        merge_partials(tx, &pipeline.name, batch.partition, partials)?;
-        for event in &on_time {
-            for partial in pipeline.session_partials(event).map_err(corrupt)? {
-                merge_session(tx, &pipeline.name, batch.partition, partial)?;
-            }
-        }
+        write_partials(tx, &pipeline.name, batch.partition, &batch.partials)?;
+        let fresh: Vec<&Interaction> = batch.events.iter().map(|e| &e.event).collect();
         project(tx, pipeline, &fresh)?;
     }
     let read = batch.records() as i64;
-    let duplicates = batch.events.len() as i64 - folded - late;
+    let duplicates = batch.duplicates as i64;
     tx.execute(
         "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
@@ -605,18 +642,129 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
            max_event_ms = excluded.max_event_ms",
         params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64, late, batch.max_event_ms],
     )?;
-    tx.execute(
-        "DELETE FROM seen_events WHERE topic = ?1 AND partition = ?2 AND offset <= ?3",
-        params![
-            batch.topic,
-            batch.partition,
-            batch.last_offset - batch.dedup_horizon_events
-        ],
-    )?;
+    tx.prepare_cached(
+        "DELETE FROM seen_event_batches WHERE topic = ?1 AND partition = ?2 AND last_offset <= ?3",
+    )?
+    .execute(params![
+        batch.topic,
+        batch.partition,
+        batch.last_offset.saturating_sub(batch.dedup_horizon_events)
+    ])?;
     Ok(CommitOutcome::Applied {
         folded: folded as u64,
         duplicates: duplicates as u64,
         late: late as u64,
+    })
+}
+
+/// Writes a batch's changed partials whole: the worker merged them already.
+fn write_partials(
+    tx: &Transaction<'_>,
+    pipeline: &str,
+    partition: i32,
+    changes: &[PartialChange],
+) -> rusqlite::Result<()> {
+    let mut delete = tx.prepare_cached(
+        "DELETE FROM aggregate_partials WHERE pipeline = ?1 AND aggregate = ?2 AND window_start = ?3
+         AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
+    )?;
+    let mut write = tx.prepare_cached(
+        "INSERT OR REPLACE INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?;
+    for change in changes {
+        match change {
+            PartialChange::Delete {
+                aggregate,
+                window,
+                group,
+            } => {
+                delete.execute(params![
+                    pipeline,
+                    aggregate,
+                    window.start_ms,
+                    window.end_ms,
+                    group,
+                    partition
+                ])?;
+            }
+            PartialChange::Upsert(partial) => {
+                let json = serde_json::to_string(&partial.state).map_err(corrupt)?;
+                write.execute(params![
+                    pipeline,
+                    partial.aggregate,
+                    partial.window.start_ms,
+                    partial.window.end_ms,
+                    partial.group,
+                    partition,
+                    json
+                ])?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a partition's new owner reads back (see [`FoldStore::snapshot`]).
+fn partition_snapshot(
+    tx: &Transaction<'_>,
+    topic: &str,
+    partition: i32,
+    horizon: i64,
+    pipeline: Option<&Pipeline>,
+) -> rusqlite::Result<PartitionSnapshot> {
+    let progress = stored_progress(tx, topic, partition)?;
+    let mut seen = Vec::new();
+    if let Some(last) = progress.last_offset {
+        let mut rows = tx.prepare_cached(
+            "SELECT last_offset, ids FROM seen_event_batches WHERE topic = ?1 AND partition = ?2 AND last_offset > ?3
+             ORDER BY last_offset",
+        )?;
+        let rows = rows.query_map(
+            params![topic, partition, last.saturating_sub(horizon)],
+            |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    decode_hashes(&row.get::<_, Vec<u8>>(1)?),
+                ))
+            },
+        )?;
+        for row in rows {
+            seen.push(row?);
+        }
+    }
+    let mut partials = Vec::new();
+    if let Some(pipeline) = pipeline {
+        let after = pipeline
+            .earliest_on_time(progress.max_event_ms)
+            .unwrap_or(i64::MIN);
+        let mut rows = tx.prepare_cached(
+            "SELECT aggregate, window_start, window_end, group_key, state FROM aggregate_partials
+             WHERE pipeline = ?1 AND partition = ?2 AND window_end > ?3",
+        )?;
+        let rows = rows.query_map(params![pipeline.name, partition, after], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, i64>(1)?,
+                row.get::<_, i64>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+            ))
+        })?;
+        for row in rows {
+            let (aggregate, start_ms, end_ms, group, state) = row?;
+            partials.push(Partial {
+                aggregate,
+                window: Window { start_ms, end_ms },
+                group,
+                state: serde_json::from_str(&state).map_err(corrupt)?,
+            });
+        }
+    }
+    Ok(PartitionSnapshot {
+        progress,
+        seen,
+        partials,
     })
 }
 
@@ -715,110 +863,6 @@ fn project(
     Ok(())
 }
 
-/// Merges a one-event session partial with every stored session of its partition and group
-/// that it overlaps (windows `[first event, last event + gap)`), replacing them by one.
-fn merge_session(
-    tx: &Transaction<'_>,
-    pipeline: &str,
-    partition: i32,
-    partial: Partial,
-) -> rusqlite::Result<()> {
-    let mut find = tx.prepare_cached(
-        "SELECT window_start, window_end, state FROM aggregate_partials
-         WHERE pipeline = ?1 AND aggregate = ?2 AND group_key = ?3 AND partition = ?4
-           AND window_start < ?6 AND window_end > ?5",
-    )?;
-    let overlapping: Vec<(i64, i64, String)> = find
-        .query_map(
-            params![
-                pipeline,
-                partial.aggregate,
-                partial.group,
-                partition,
-                partial.window.start_ms,
-                partial.window.end_ms
-            ],
-            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
-        )?
-        .collect::<rusqlite::Result<_>>()?;
-    let (mut start, mut end, mut state) = (
-        partial.window.start_ms,
-        partial.window.end_ms,
-        partial.state,
-    );
-    let mut delete = tx.prepare_cached(
-        "DELETE FROM aggregate_partials WHERE pipeline = ?1 AND aggregate = ?2 AND window_start = ?3
-         AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
-    )?;
-    for (old_start, old_end, old_state) in overlapping {
-        let old: AggregateState = serde_json::from_str(&old_state).map_err(corrupt)?;
-        state.merge(&old).map_err(corrupt)?;
-        start = start.min(old_start);
-        end = end.max(old_end);
-        delete.execute(params![
-            pipeline,
-            partial.aggregate,
-            old_start,
-            old_end,
-            partial.group,
-            partition
-        ])?;
-    }
-    let json = serde_json::to_string(&state).map_err(corrupt)?;
-    tx.prepare_cached(
-        "INSERT INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )?
-    .execute(params![pipeline, partial.aggregate, start, end, partial.group, partition, json])?;
-    Ok(())
-}
-
-/// Merges a batch's partials into the stored ones of its partition.
-fn merge_partials(
-    tx: &Transaction<'_>,
-    pipeline: &str,
-    partition: i32,
-    partials: Vec<Partial>,
-) -> rusqlite::Result<()> {
-    let mut read = tx.prepare_cached(
-        "SELECT state FROM aggregate_partials WHERE pipeline = ?1 AND aggregate = ?2 AND window_start = ?3
-         AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
-    )?;
-    let mut write = tx.prepare_cached(
-        "INSERT INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (pipeline, aggregate, window_start, window_end, group_key, partition) DO UPDATE SET state = excluded.state",
-    )?;
-    for partial in partials {
-        let key = params![
-            pipeline,
-            partial.aggregate,
-            partial.window.start_ms,
-            partial.window.end_ms,
-            partial.group,
-            partition
-        ];
-        let stored: Option<String> = read.query_row(key, |row| row.get(0)).optional()?;
-        let mut state = partial.state;
-        if let Some(stored) = stored {
-            let mut merged: AggregateState = serde_json::from_str(&stored).map_err(corrupt)?;
-            merged.merge(&state).map_err(corrupt)?;
-            state = merged;
-        }
-        let json = serde_json::to_string(&state).map_err(corrupt)?;
-        write.execute(params![
-            pipeline,
-            partial.aggregate,
-            partial.window.start_ms,
-            partial.window.end_ms,
-            partial.group,
-            partition,
-            json
-        ])?;
-    }
-    Ok(())
-}
-
 #[async_trait::async_trait]
 impl FoldStore for SqliteStore {
     async fn progress(
@@ -835,7 +879,26 @@ impl FoldStore for SqliteStore {
         .map_err(|e| FoldStoreError(Box::new(e)))
     }
 
-    async fn commit(&self, batches: Vec<FoldBatch>) -> Result<Vec<CommitOutcome>, FoldStoreError> {
+    async fn snapshot(
+        &self,
+        topic: &str,
+        partition: i32,
+        horizon: i64,
+        pipeline: Option<Arc<Pipeline>>,
+    ) -> Result<PartitionSnapshot, FoldStoreError> {
+        let topic = topic.to_owned();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            partition_snapshot(&tx, &topic, partition, horizon, pipeline.as_deref())
+        })
+        .await
+        .map_err(|e| FoldStoreError(Box::new(e)))
+    }
+
+    async fn commit(
+        &self,
+        batches: Arc<Vec<FoldBatch>>,
+    ) -> Result<Vec<CommitOutcome>, FoldStoreError> {
         self.with(move |c| {
             let tx = c.transaction()?;
             let outcomes = batches

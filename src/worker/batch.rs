@@ -1,15 +1,16 @@
-//! Micro-batches: the events of one partition, in offset order, with the offset range they
-//! cover and what happened to each record. Pure data: no IO.
+//! Micro-batches: the distinct events of one partition, in offset order, with the offset
+//! range they cover, what happened to each record, and the partials and duplicate-detection
+//! ids the store writes with them. Pure data: no IO.
 
 use std::sync::Arc;
 
 use crate::contracts::Interaction;
-use crate::pipeline::Pipeline;
+use crate::pipeline::{PartialChange, Pipeline};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Outcome {
-    /// Decoded and folded (or found to be a duplicate by the store).
+    /// Decoded and folded (or found to be a duplicate).
     Decoded,
     /// Sent to the dead-letter topic.
     DeadLettered,
@@ -40,12 +41,18 @@ pub struct FoldBatch {
     pub previous_offset: Option<i64>,
     /// The last offset the batch covers (decoded or dead-lettered).
     pub last_offset: i64,
-    /// The decoded events, in offset order.
+    /// The distinct decoded events, in offset order.
     pub events: Vec<FoldedEvent>,
+    /// Records of the range whose `event_id` was seen before (counted once, earlier).
+    pub duplicates: u64,
     /// Records of the range sent to the dead-letter topic.
     pub dead_lettered: u64,
+    /// The `event_id` hashes of `events`, stored for duplicate detection.
+    pub seen: Vec<u128>,
     /// Keep `event_id`s of this many most recent offsets for duplicate detection.
     pub dedup_horizon_events: i64,
+    /// The pipeline's partials this batch changed, whole.
+    pub partials: Vec<PartialChange>,
     /// The highest event time seen in the partition after this batch (its watermark source).
     pub max_event_ms: Option<i64>,
     /// The pipeline whose aggregates the batch's on-time, distinct events fold into.
@@ -57,7 +64,7 @@ pub struct FoldBatch {
 impl FoldBatch {
     /// Records the batch covers.
     pub fn records(&self) -> u64 {
-        self.events.len() as u64 + self.dead_lettered
+        self.events.len() as u64 + self.duplicates + self.dead_lettered
     }
 }
 
@@ -84,8 +91,11 @@ impl BatchBuilder {
                 previous_offset,
                 last_offset: previous_offset.unwrap_or(-1),
                 events: Vec::new(),
+                duplicates: 0,
                 dead_lettered: 0,
+                seen: Vec::new(),
                 dedup_horizon_events,
+                partials: Vec::new(),
                 max_event_ms,
                 pipeline,
                 opened_at: None,
@@ -98,7 +108,7 @@ impl BatchBuilder {
         self.batch.last_offset + 1
     }
 
-    /// Adds a decoded event (its offset must be the next one).
+    /// Adds a distinct decoded event (its offset must be the next one).
     pub fn push_event(&mut self, event: FoldedEvent) {
         self.batch
             .opened_at
@@ -107,6 +117,15 @@ impl BatchBuilder {
         let at = event.event.occurred_at;
         self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
         self.batch.events.push(event);
+    }
+
+    /// Adds a record whose `event_id` was seen before.
+    pub fn push_duplicate(&mut self, offset: i64) {
+        self.batch
+            .opened_at
+            .get_or_insert_with(std::time::Instant::now);
+        self.batch.last_offset = offset;
+        self.batch.duplicates += 1;
     }
 
     /// The highest event time seen in the partition so far.
@@ -133,8 +152,19 @@ impl BatchBuilder {
         self.len() == 0
     }
 
-    /// Takes the records held as a batch and starts an empty one after it.
-    pub fn take(&mut self) -> FoldBatch {
+    /// The last offset the batch covers.
+    pub fn last_offset(&self) -> i64 {
+        self.batch.last_offset
+    }
+
+    /// The duplicate-detection horizon, in offsets.
+    pub fn dedup_horizon_events(&self) -> i64 {
+        self.batch.dedup_horizon_events
+    }
+
+    /// Takes the records held as a batch, with the ids and partial changes to store with
+    /// it, and starts an empty one after it.
+    pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
         let next = BatchBuilder::new(
             &self.batch.topic,
             self.batch.partition,
@@ -143,6 +173,9 @@ impl BatchBuilder {
             self.batch.max_event_ms,
             self.batch.pipeline.clone(),
         );
-        std::mem::replace(self, next).batch
+        let mut batch = std::mem::replace(self, next).batch;
+        batch.seen = seen;
+        batch.partials = partials;
+        batch
     }
 }

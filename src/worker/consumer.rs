@@ -12,15 +12,19 @@ use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
 use rdkafka::{Offset, TopicPartitionList};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::dead_letter::{self, DeadLetter};
-use super::{BatchBuilder, CommitOutcome, FoldStore, FoldedEvent, WorkerConfig};
+use super::{
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, FoldedEvent,
+    WorkerConfig,
+};
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::pipeline::{load_pipeline, Pipeline};
+use crate::pipeline::{load_pipeline, LiveAggregates, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
 use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
@@ -55,10 +59,16 @@ pub struct Worker {
     pipeline: Option<Arc<Pipeline>>,
 }
 
+/// One owned partition: the batch being built and the state its owner keeps in memory.
 struct Cursor {
     batch: BatchBuilder,
     sought: bool,
+    dedup: DedupWindow,
+    live: Option<LiveAggregates>,
 }
+
+/// A batch commit running on the store while the next batch is read (at most one).
+type InFlight = JoinHandle<(Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>)>;
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -159,8 +169,10 @@ impl Worker {
     }
 
     /// Folds until `shutdown` fires, then commits what it holds and leaves the group.
+    /// A batch's store commit overlaps the reading and folding of the next batch.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut cursors: HashMap<i32, Cursor> = HashMap::new();
+        let mut in_flight: Option<InFlight> = None;
         let mut generation = self.context.generation();
         let mut pending = 0usize;
         let linger = Duration::from_millis(self.config.batch_linger_ms);
@@ -169,8 +181,12 @@ impl Worker {
             let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
                 _ = shutdown.cancelled() => break,
+                done = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
+                    in_flight = None;
+                    self.settle(done, &mut cursors);
+                }
                 _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
-                    self.flush(&mut cursors, &shutdown).await;
+                    self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
                     deadline = None;
                 }
@@ -183,7 +199,8 @@ impl Worker {
                         }
                     };
                     if self.context.generation() != generation {
-                        self.flush(&mut cursors, &shutdown).await;
+                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
+                        self.settle_in_flight(&mut in_flight, &mut cursors).await;
                         cursors.clear();
                         pending = 0;
                         deadline = None;
@@ -194,14 +211,16 @@ impl Worker {
                         deadline.get_or_insert_with(|| Instant::now() + linger);
                     }
                     if pending >= self.config.batch_max_events {
-                        self.flush(&mut cursors, &shutdown).await;
+                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                         pending = 0;
                         deadline = None;
                     }
                 }
             }
         }
-        self.flush(&mut cursors, &CancellationToken::new()).await;
+        let unstoppable = CancellationToken::new();
+        self.flush(&mut cursors, &mut in_flight, &unstoppable).await;
+        self.settle_in_flight(&mut in_flight, &mut cursors).await;
         self.consumer.unsubscribe();
         tracing::info!("Worker stopped: batches committed, group left.");
     }
@@ -218,9 +237,14 @@ impl Worker {
         let cursor = match cursors.entry(partition) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(slot) => {
-                let Some(progress) = self
+                let Some(snapshot) = self
                     .with_retry(shutdown, || {
-                        self.store.progress(&self.config.topic, partition)
+                        self.store.snapshot(
+                            &self.config.topic,
+                            partition,
+                            self.config.dedup_horizon_events,
+                            self.pipeline.clone(),
+                        )
                     })
                     .await
                 else {
@@ -229,15 +253,22 @@ impl Worker {
                 let batch = BatchBuilder::new(
                     &self.config.topic,
                     partition,
-                    progress.last_offset,
+                    snapshot.progress.last_offset,
                     self.config.dedup_horizon_events,
-                    progress.max_event_ms,
+                    snapshot.progress.max_event_ms,
                     self.pipeline.clone(),
                 );
+                let live = self.pipeline.clone().map(|pipeline| {
+                    let mut live = LiveAggregates::new(pipeline);
+                    live.restore(snapshot.partials);
+                    live
+                });
                 self.context.remember(partition, batch.next_offset());
                 slot.insert(Cursor {
                     batch,
                     sought: false,
+                    dedup: DedupWindow::restore(snapshot.seen),
+                    live,
                 })
             }
         };
@@ -296,35 +327,73 @@ impl Worker {
                 other => break other,
             }
         };
-        let max_event_ms = cursor.batch.max_event_ms();
-        let decoded = decoded
-            .map_err(|error| (error.reason(), error.to_string()))
-            .and_then(|event| match &self.pipeline {
-                Some(pipeline) => pipeline
-                    .lateness(max_event_ms, event.occurred_at)
-                    .map(|late| (event, late))
-                    .map_err(|error| ("event_time_out_of_range", error.to_string())),
-                None => Ok((event, false)),
-            });
-        match decoded {
-            Ok((event, late)) => {
-                if late && !self.copy_late(message, shutdown).await {
-                    return false;
-                }
-                cursor.batch.push_event(FoldedEvent {
-                    offset,
-                    event,
-                    ingested_at: message.timestamp().to_millis(),
-                    late,
-                });
+        let event = match decoded {
+            Ok(event) => event,
+            Err(error) => {
+                return self
+                    .dead_letter_into(cursor, message, error.reason(), error.to_string(), shutdown)
+                    .await;
             }
-            Err((reason, error)) => {
-                if !self.dead_letter(message, reason, error, shutdown).await {
-                    return false;
+        };
+        let id = event_id_hash(&event.event_id);
+        if cursor.dedup.contains(id) {
+            cursor.batch.push_duplicate(offset);
+            return true;
+        }
+        let late = match &self.pipeline {
+            None => false,
+            Some(pipeline) => {
+                match pipeline.lateness(cursor.batch.max_event_ms(), event.occurred_at) {
+                    Ok(late) => late,
+                    Err(error) => {
+                        return self
+                            .dead_letter_into(
+                                cursor,
+                                message,
+                                "event_time_out_of_range",
+                                error.to_string(),
+                                shutdown,
+                            )
+                            .await;
+                    }
                 }
-                cursor.batch.push_dead_letter(offset);
+            }
+        };
+        if late {
+            if !self.copy_late(message, shutdown).await {
+                return false;
+            }
+        } else if let Some(live) = &mut cursor.live {
+            if let Err(error) = live.add(&event) {
+                tracing::error!(partition, offset, %error, "Event cannot be folded.");
+                return self
+                    .dead_letter_into(cursor, message, "fold_error", error.to_string(), shutdown)
+                    .await;
             }
         }
+        cursor.dedup.record(id);
+        cursor.batch.push_event(FoldedEvent {
+            offset,
+            event,
+            ingested_at: message.timestamp().to_millis(),
+            late,
+        });
+        true
+    }
+
+    /// Dead-letters a record and counts it in its partition's batch; `false` on shutdown.
+    async fn dead_letter_into(
+        &self,
+        cursor: &mut Cursor,
+        message: &BorrowedMessage<'_>,
+        reason: &'static str,
+        error: String,
+        shutdown: &CancellationToken,
+    ) -> bool {
+        if !self.dead_letter(message, reason, error, shutdown).await {
+            return false;
+        }
+        cursor.batch.push_dead_letter(message.offset());
         true
     }
 
@@ -380,43 +449,90 @@ impl Worker {
     async fn with_retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
         &self,
         shutdown: &CancellationToken,
-        mut op: impl FnMut() -> F,
+        op: impl FnMut() -> F,
     ) -> Option<T> {
-        loop {
-            match op().await {
-                Ok(value) => return Some(value),
-                Err(error) => {
-                    tracing::warn!(%error, "Operation failed; retrying.");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return None,
-                        _ = tokio::time::sleep(RETRY_PAUSE) => {}
-                    }
-                }
-            }
-        }
+        retry(shutdown, op).await
     }
 
-    /// Commits every non-empty batch in one store transaction, then Kafka offsets.
-    async fn flush(&self, cursors: &mut HashMap<i32, Cursor>, shutdown: &CancellationToken) {
+    /// Starts committing every non-empty batch in one store transaction, once the commit
+    /// before it is settled (so at most one runs, and batches of a partition commit in order).
+    async fn flush(
+        &self,
+        cursors: &mut HashMap<i32, Cursor>,
+        in_flight: &mut Option<InFlight>,
+        shutdown: &CancellationToken,
+    ) {
+        self.settle_in_flight(in_flight, cursors).await;
         let mut batches = Vec::new();
         for cursor in cursors.values_mut() {
             if cursor.batch.is_empty() {
                 continue;
             }
-            let full = cursor.batch.take();
-            batches.push(full);
+            let seen = cursor.dedup.take_batch(
+                cursor.batch.last_offset(),
+                cursor.batch.dedup_horizon_events(),
+            );
+            let partials = match &mut cursor.live {
+                Some(live) => {
+                    let changes = live.take_changes();
+                    live.evict(cursor.batch.max_event_ms());
+                    changes
+                }
+                None => Vec::new(),
+            };
+            batches.push(cursor.batch.take(seen, partials));
         }
         if batches.is_empty() {
             return;
         }
-        let started = Instant::now();
-        let Some(outcomes) = self
-            .with_retry(shutdown, || self.store.commit(batches.clone()))
-            .await
-        else {
-            return;
+        let batches = Arc::new(batches);
+        let store = self.store.clone();
+        let shutdown = shutdown.clone();
+        *in_flight = Some(tokio::spawn(async move {
+            let started = Instant::now();
+            let outcomes = retry(&shutdown, || store.commit(batches.clone())).await;
+            if outcomes.is_some() {
+                metrics::histogram!(names::STORE_COMMIT_SECONDS)
+                    .record(started.elapsed().as_secs_f64());
+            }
+            (batches, outcomes)
+        }));
+    }
+
+    /// Waits for the running commit, if any, and settles it.
+    async fn settle_in_flight(
+        &self,
+        in_flight: &mut Option<InFlight>,
+        cursors: &mut HashMap<i32, Cursor>,
+    ) {
+        if let Some(task) = in_flight.take() {
+            self.settle(task.await, cursors);
+        }
+    }
+
+    /// Accounts for a finished commit: metrics and Kafka offsets (monitoring only) for the
+    /// applied batches; a fenced partition is dropped (with what was read after the batch)
+    /// and read again from the stored offset.
+    fn settle(
+        &self,
+        done: Result<(Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>), tokio::task::JoinError>,
+        cursors: &mut HashMap<i32, Cursor>,
+    ) {
+        let (batches, outcomes) = match done {
+            Ok((batches, Some(outcomes))) => (batches, outcomes),
+            Ok((batches, None)) => {
+                // Shut down before the store took it: drop what followed, like a crash would.
+                for batch in batches.iter() {
+                    cursors.remove(&batch.partition);
+                }
+                return;
+            }
+            Err(error) => {
+                tracing::error!(%error, "The store commit task failed; resuming every partition from the store.");
+                cursors.clear();
+                return;
+            }
         };
-        metrics::histogram!(names::STORE_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         let mut kafka_offsets = TopicPartitionList::new();
         for (batch, outcome) in batches.iter().zip(outcomes) {
             match outcome {
@@ -452,6 +568,25 @@ impl Worker {
         if kafka_offsets.count() > 0 {
             if let Err(error) = self.consumer.commit(&kafka_offsets, CommitMode::Async) {
                 tracing::debug!(%error, "Kafka offset commit failed (monitoring only).");
+            }
+        }
+    }
+}
+
+/// Retries `op` until it succeeds or shutdown fires (then `None`).
+async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T, E>>>(
+    shutdown: &CancellationToken,
+    mut op: impl FnMut() -> F,
+) -> Option<T> {
+    loop {
+        match op().await {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, "Operation failed; retrying.");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return None,
+                    _ = tokio::time::sleep(RETRY_PAUSE) => {}
+                }
             }
         }
     }

@@ -10,9 +10,11 @@ mod config;
 mod consumer;
 mod context;
 mod dead_letter;
+mod dedup;
 mod port;
 
 pub use batch::{BatchBuilder, FoldBatch, FoldedEvent, Outcome};
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};
-pub use port::{CommitOutcome, FoldStore, FoldStoreError, PartitionProgress};
+pub use dedup::{decode_hashes, encode_hashes, event_id_hash, DedupWindow};
+pub use port::{CommitOutcome, FoldStore, FoldStoreError, PartitionProgress, PartitionSnapshot};

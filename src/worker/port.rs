@@ -3,6 +3,9 @@
 //! fenced on the offset the batch started from. Stores implement it (the store stage comes
 //! after this one on the data path).
 
+use std::sync::Arc;
+
+use crate::pipeline::{Partial, Pipeline};
 use crate::worker::FoldBatch;
 
 /// A store operation failed; the worker retries it (nothing was applied).
@@ -17,6 +20,19 @@ pub struct PartitionProgress {
     pub last_offset: Option<i64>,
     /// The highest event time folded so far (the partition's watermark source).
     pub max_event_ms: Option<i64>,
+}
+
+/// What a partition's new owner reads back from the store, in one consistent read.
+#[derive(Debug, Clone, Default)]
+pub struct PartitionSnapshot {
+    /// Where to resume.
+    pub progress: PartitionProgress,
+    /// Duplicate-detection ids of the batches within the horizon: (the batch's last
+    /// offset, its `event_id` hashes), oldest first.
+    pub seen: Vec<(i64, Vec<u128>)>,
+    /// The pipeline's partials of the partition that an on-time event can still change
+    /// (window end after [`Pipeline::earliest_on_time`]).
+    pub partials: Vec<Partial>,
 }
 
 /// The result of committing one partition's batch.
@@ -49,7 +65,20 @@ pub trait FoldStore: Send + Sync + 'static {
         partition: i32,
     ) -> Result<PartitionProgress, FoldStoreError>;
 
+    /// The partition's progress, its duplicate-detection ids within `horizon` offsets, and
+    /// `pipeline`'s live partials.
+    async fn snapshot(
+        &self,
+        topic: &str,
+        partition: i32,
+        horizon: i64,
+        pipeline: Option<Arc<Pipeline>>,
+    ) -> Result<PartitionSnapshot, FoldStoreError>;
+
     /// Commits every batch in one transaction; each batch is applied only if its partition's
     /// stored offset still equals `batch.previous_offset`.
-    async fn commit(&self, batches: Vec<FoldBatch>) -> Result<Vec<CommitOutcome>, FoldStoreError>;
+    async fn commit(
+        &self,
+        batches: Arc<Vec<FoldBatch>>,
+    ) -> Result<Vec<CommitOutcome>, FoldStoreError>;
 }

@@ -1,0 +1,324 @@
+//! Reading an interaction datum straight from Avro binary when the writer schema has the
+//! layout of a shipped contract version: the worker's hot path. Gives exactly what resolving
+//! the writer schema to the reader schema through apache-avro values gives (checked by a
+//! property test), without building the intermediate values. Any other writer schema takes
+//! the general path ([`Interaction::from_avro`]).
+
+use std::collections::BTreeMap;
+
+use apache_avro::Schema;
+
+use super::{interaction_schema, Device, EventType, Interaction, InteractionVersion};
+
+/// The binary layout of a contract version, recognised by the Parsing Canonical Form (which
+/// keeps exactly what decides the bytes: field order, types, enum symbols).
+pub fn contract_layout(schema: &Schema) -> Option<InteractionVersion> {
+    static FORMS: std::sync::LazyLock<Vec<(InteractionVersion, String)>> =
+        std::sync::LazyLock::new(|| {
+            InteractionVersion::ALL
+                .into_iter()
+                .filter_map(|v| interaction_schema(v).ok().map(|s| (v, s.canonical_form())))
+                .collect()
+        });
+    let form = schema.canonical_form();
+    FORMS.iter().find(|(_, f)| *f == form).map(|(v, _)| *v)
+}
+
+/// The datum does not hold an event of the layout it was read with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("byte {at}: {what}")]
+pub struct DatumError {
+    /// The byte offset in the datum where reading failed.
+    pub at: usize,
+    /// What was wrong there.
+    pub what: String,
+}
+
+/// Reads one event written with the layout of `writer` and resolves it to `reader` (fields
+/// the reader lacks are dropped, fields the writer lacks take the reader's defaults). The
+/// whole datum must be consumed.
+pub fn read_interaction(
+    writer: InteractionVersion,
+    reader: InteractionVersion,
+    datum: &[u8],
+) -> Result<Interaction, DatumError> {
+    let mut r = DatumReader {
+        bytes: datum,
+        at: 0,
+    };
+    let event_id = r.string()?;
+    let symbol = r.long()?;
+    let event_type = usize::try_from(symbol)
+        .ok()
+        .and_then(|i| EventType::ALL.get(i).copied())
+        .ok_or_else(|| r.fail(format!("enum index {symbol} is not a symbol of EventType")))?;
+    let user_id = r.string()?;
+    let session_id = r.string()?;
+    let item_id = r.nullable(DatumReader::string)?;
+    let occurred_at = r.long()?;
+    let app = r.string()?;
+    let properties = r.string_map()?;
+    let (mut value, mut device) = (None, Device::default());
+    if writer >= InteractionVersion::V2 {
+        value = r.nullable(DatumReader::double)?;
+        device = Device {
+            platform: r.string()?,
+            os_version: r.nullable(DatumReader::string)?,
+            app_version: r.nullable(DatumReader::string)?,
+        };
+    }
+    if r.at != datum.len() {
+        return Err(r.fail(format!(
+            "{} bytes left over after the datum",
+            datum.len() - r.at
+        )));
+    }
+    if reader < InteractionVersion::V2 {
+        (value, device) = (None, Device::default());
+    }
+    Ok(Interaction {
+        event_id,
+        event_type,
+        user_id,
+        session_id,
+        item_id,
+        occurred_at,
+        app,
+        properties,
+        value,
+        device,
+    })
+}
+
+struct DatumReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl DatumReader<'_> {
+    fn fail(&self, what: String) -> DatumError {
+        DatumError { at: self.at, what }
+    }
+
+    fn long(&mut self) -> Result<i64, DatumError> {
+        let mut z: u64 = 0;
+        for shift in (0..64).step_by(7) {
+            let Some(&byte) = self.bytes.get(self.at) else {
+                return Err(self.fail("the datum ends inside a number".into()));
+            };
+            self.at += 1;
+            z |= u64::from(byte & 0x7f) << shift;
+            if byte & 0x80 == 0 {
+                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+            }
+        }
+        Err(self.fail("a number is longer than 10 bytes".into()))
+    }
+
+    fn take(&mut self, len: i64) -> Result<&[u8], DatumError> {
+        let left = self.bytes.len() - self.at;
+        let len = usize::try_from(len)
+            .ok()
+            .filter(|n| *n <= left)
+            .ok_or_else(|| self.fail(format!("length {len} does not fit the {left} bytes left")))?;
+        let slice = &self.bytes[self.at..self.at + len];
+        self.at += len;
+        Ok(slice)
+    }
+
+    fn string(&mut self) -> Result<String, DatumError> {
+        let len = self.long()?;
+        let start = self.at;
+        let bytes = self.take(len)?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| DatumError {
+            at: start,
+            what: "a string is not valid UTF-8".into(),
+        })
+    }
+
+    fn double(&mut self) -> Result<f64, DatumError> {
+        let bytes = self.take(8)?;
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(bytes);
+        Ok(f64::from_le_bytes(raw))
+    }
+
+    /// A `["null", T]` union.
+    fn nullable<T>(
+        &mut self,
+        read: impl FnOnce(&mut Self) -> Result<T, DatumError>,
+    ) -> Result<Option<T>, DatumError> {
+        match self.long()? {
+            0 => Ok(None),
+            1 => read(self).map(Some),
+            other => Err(self.fail(format!("union index {other} of a two-branch union"))),
+        }
+    }
+
+    /// A map of strings: blocks of entries, a negative count followed by the block's size.
+    fn string_map(&mut self) -> Result<BTreeMap<String, String>, DatumError> {
+        let mut map = BTreeMap::new();
+        loop {
+            let count = self.long()?;
+            if count == 0 {
+                return Ok(map);
+            }
+            if count < 0 {
+                self.long()?;
+            }
+            for _ in 0..count.unsigned_abs() {
+                let key = self.string()?;
+                let value = self.string()?;
+                map.insert(key, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use apache_avro::reader::datum::GenericDatumReader;
+    use apache_avro::writer::datum::GenericDatumWriter;
+    use proptest::prelude::*;
+
+    fn general(writer: &Schema, reader: &Schema, datum: &[u8]) -> Option<Interaction> {
+        let mut bytes = datum;
+        let value = GenericDatumReader::builder(writer)
+            .reader_schema(reader)
+            .build()
+            .ok()?
+            .read_value(&mut bytes)
+            .ok()?;
+        if !bytes.is_empty() {
+            return None;
+        }
+        Interaction::from_avro(value).ok()
+    }
+
+    fn schema(version: InteractionVersion) -> Schema {
+        interaction_schema(version).unwrap()
+    }
+
+    fn arbitrary_event() -> impl Strategy<Value = Interaction> {
+        (
+            (
+                "[a-z0-9-]{0,40}",
+                0usize..9,
+                "\\PC{0,12}",
+                "[a-z0-9]{0,8}",
+                proptest::option::of("[a-z0-9]{0,8}"),
+                any::<i64>(),
+                "[a-z]{0,6}",
+            ),
+            (
+                proptest::collection::btree_map("\\PC{0,6}", "\\PC{0,6}", 0..4),
+                proptest::option::of(any::<f64>().prop_filter("not NaN", |v| !v.is_nan())),
+                "[a-z]{0,8}",
+                proptest::option::of("[0-9.]{0,5}"),
+                proptest::option::of("[0-9.]{0,5}"),
+            ),
+        )
+            .prop_map(
+                |(
+                    (event_id, kind, user_id, session_id, item_id, occurred_at, app),
+                    (properties, value, platform, os_version, app_version),
+                )| Interaction {
+                    event_id,
+                    event_type: EventType::ALL[kind],
+                    user_id,
+                    session_id,
+                    item_id,
+                    occurred_at,
+                    app,
+                    properties,
+                    value,
+                    device: Device {
+                        platform,
+                        os_version,
+                        app_version,
+                    },
+                },
+            )
+    }
+
+    #[test]
+    fn recognises_the_shipped_layouts_only() {
+        for version in InteractionVersion::ALL {
+            assert_eq!(contract_layout(&schema(version)), Some(version));
+        }
+        let other = Schema::parse_str(
+            r#"{"type":"record","name":"Interaction","namespace":"io.eventfold.events","fields":[{"name":"event_id","type":"string"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(contract_layout(&other), None);
+    }
+
+    #[test]
+    fn reports_where_a_datum_is_broken() {
+        assert_eq!(
+            read_interaction(
+                InteractionVersion::V2,
+                InteractionVersion::V2,
+                &[0x08, b'a']
+            ),
+            Err(DatumError {
+                at: 1,
+                what: "length 4 does not fit the 1 bytes left".into()
+            })
+        );
+        assert_eq!(
+            read_interaction(
+                InteractionVersion::V1,
+                InteractionVersion::V2,
+                &[0x00, 0x7e]
+            ),
+            Err(DatumError {
+                at: 2,
+                what: "enum index 63 is not a symbol of EventType".into()
+            })
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn equals_resolution_through_apache_avro(event in arbitrary_event()) {
+            let v1 = schema(InteractionVersion::V1);
+            let v2 = schema(InteractionVersion::V2);
+            let mut written_v2 = Vec::new();
+            event.write_avro(&mut written_v2);
+            let mut v1_value = event.to_avro();
+            if let apache_avro::types::Value::Record(fields) = &mut v1_value {
+                fields.retain(|(name, _)| name != "value" && name != "device");
+            }
+            let written_v1 = GenericDatumWriter::builder(&v1)
+                .build()
+                .unwrap()
+                .write_value_to_vec(v1_value)
+                .unwrap();
+            for (writer, writer_schema, datum) in [
+                (InteractionVersion::V1, &v1, &written_v1),
+                (InteractionVersion::V2, &v2, &written_v2),
+            ] {
+                for (reader, reader_schema) in
+                    [(InteractionVersion::V1, &v1), (InteractionVersion::V2, &v2)]
+                {
+                    let direct = read_interaction(writer, reader, datum).ok();
+                    prop_assert!(direct.is_some());
+                    prop_assert_eq!(direct, general(writer_schema, reader_schema, datum));
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_bytes_decode_like_apache_avro_or_fail(
+            datum in proptest::collection::vec(any::<u8>(), 0..96),
+        ) {
+            let v2 = schema(InteractionVersion::V2);
+            let direct = read_interaction(InteractionVersion::V2, InteractionVersion::V2, &datum).ok();
+            if let Some(event) = &direct {
+                prop_assert_eq!(Some(event.clone()), general(&v2, &v2, &datum));
+            }
+        }
+    }
+}

@@ -1,0 +1,557 @@
+//! The live partials of one partition: every window and session an on-time event can still
+//! change, held in memory by the partition's owner and folded event by event. After each
+//! micro-batch the changed partials are handed to the store whole ([`PartialChange`]), so
+//! the store writes them without reading; windows no on-time event can reach any more are
+//! dropped from memory ([`LiveAggregates::evict`]). Loaded back from the store on
+//! assignment ([`LiveAggregates::restore`]): rebalancing moves no state between workers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use super::aggregates::Value;
+use super::fold::{FoldError, Partial};
+use super::spec::{AggregateSpec, Pipeline};
+use super::{assign, AggregateState, SessionTracker, Window, WindowSpec};
+use crate::contracts::Interaction;
+
+/// What a batch did to one stored partial.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PartialChange {
+    /// Write this state (insert or replace).
+    Upsert(Partial),
+    /// A session merged into another one: remove its row.
+    Delete {
+        /// The aggregate's name.
+        aggregate: String,
+        /// The session that no longer exists.
+        window: Window,
+        /// Its group key.
+        group: String,
+    },
+}
+
+/// The live windowed and session partials of one partition of one pipeline.
+pub struct LiveAggregates {
+    pipeline: Arc<Pipeline>,
+    /// Tumbling and hopping partials: (aggregate, window) → group → state.
+    windowed: HashMap<(usize, Window), HashMap<String, AggregateState>>,
+    /// Per session aggregate: its sessions, and each session's state.
+    sessions: HashMap<usize, SessionTracker<String>>,
+    session_states: HashMap<(usize, String, Window), AggregateState>,
+    /// What changed since the last [`LiveAggregates::take_changes`]: (aggregate, window) →
+    /// groups.
+    touched: HashMap<(usize, Window), HashSet<String>>,
+    /// Reused to build group keys.
+    group: String,
+}
+
+impl Pipeline {
+    /// The event time at or below which no event can be on time any more in a partition
+    /// whose highest event time is `max_event_ms`: an event at `ts` is late as soon as some
+    /// windowed aggregate of size `s` has `ts + s + grace ≤ watermark`. Windows and sessions
+    /// ending at or before it can never change again. `None`: any event may still be on
+    /// time (nothing seen yet, or no tumbling or hopping aggregate decides lateness).
+    pub fn earliest_on_time(&self, max_event_ms: Option<i64>) -> Option<i64> {
+        let watermark = max_event_ms?.saturating_sub(self.watermark_delay_ms as i64);
+        let smallest = self
+            .aggregates
+            .iter()
+            .filter_map(|a| match a.window {
+                WindowSpec::Tumbling { size_ms } | WindowSpec::Hopping { size_ms, .. } => {
+                    Some(size_ms)
+                }
+                WindowSpec::Session { .. } => None,
+            })
+            .min()?;
+        let bound = i128::from(watermark) - i128::from(self.grace_ms) - i128::from(smallest);
+        Some(i64::try_from(bound).unwrap_or(i64::MIN))
+    }
+}
+
+impl LiveAggregates {
+    /// No live partial yet.
+    pub fn new(pipeline: Arc<Pipeline>) -> Self {
+        let sessions = pipeline
+            .aggregates
+            .iter()
+            .enumerate()
+            .filter_map(|(index, a)| match a.window {
+                // Session gaps were checked when the pipeline was loaded.
+                WindowSpec::Session { gap_ms } => {
+                    SessionTracker::new(gap_ms).ok().map(|t| (index, t))
+                }
+                _ => None,
+            })
+            .collect();
+        LiveAggregates {
+            pipeline,
+            windowed: HashMap::new(),
+            sessions,
+            session_states: HashMap::new(),
+            touched: HashMap::new(),
+            group: String::new(),
+        }
+    }
+
+    /// Takes back partials read from the store (those of aggregates the pipeline no longer
+    /// has are ignored). Restored partials are not changes.
+    pub fn restore(&mut self, stored: Vec<Partial>) {
+        for partial in stored {
+            let Some(index) = self
+                .pipeline
+                .aggregates
+                .iter()
+                .position(|a| a.name == partial.aggregate)
+            else {
+                continue;
+            };
+            match self.sessions.get_mut(&index) {
+                Some(tracker) => {
+                    tracker.restore(partial.group.clone(), partial.window);
+                    self.session_states
+                        .insert((index, partial.group, partial.window), partial.state);
+                }
+                None => {
+                    self.windowed
+                        .entry((index, partial.window))
+                        .or_default()
+                        .insert(partial.group, partial.state);
+                }
+            }
+        }
+    }
+
+    /// Folds one on-time, distinct event into every aggregate.
+    pub fn add(&mut self, event: &Interaction) -> Result<(), FoldError> {
+        let pipeline = self.pipeline.clone();
+        for (index, aggregate) in pipeline.aggregates.iter().enumerate() {
+            let Some(value) = contribution(aggregate, event, &mut self.group) else {
+                continue;
+            };
+            let failed = |source| FoldError::Aggregate {
+                aggregate: aggregate.name.clone(),
+                source,
+            };
+            match self.sessions.get_mut(&index) {
+                Some(tracker) => {
+                    let change = tracker
+                        .insert(self.group.clone(), event.occurred_at)
+                        .map_err(|source| FoldError::Window {
+                            aggregate: aggregate.name.clone(),
+                            source,
+                        })?;
+                    let mut state =
+                        AggregateState::new(aggregate.kind, &aggregate.params).map_err(failed)?;
+                    for old in change.replaced() {
+                        let key = (index, self.group.clone(), *old);
+                        if let Some(previous) = self.session_states.remove(&key) {
+                            state.merge(&previous).map_err(failed)?;
+                        }
+                        touch(&mut self.touched, index, *old, &self.group);
+                    }
+                    state.add(value).map_err(failed)?;
+                    let window = change.window();
+                    self.session_states
+                        .insert((index, self.group.clone(), window), state);
+                    touch(&mut self.touched, index, window, &self.group);
+                }
+                None => {
+                    let windows =
+                        assign(&aggregate.window, event.occurred_at).map_err(|source| {
+                            FoldError::Window {
+                                aggregate: aggregate.name.clone(),
+                                source,
+                            }
+                        })?;
+                    for window in windows {
+                        let groups = self.windowed.entry((index, window)).or_default();
+                        let state = match groups.get_mut(self.group.as_str()) {
+                            Some(state) => state,
+                            None => groups.entry(self.group.clone()).or_insert(
+                                AggregateState::new(aggregate.kind, &aggregate.params)
+                                    .map_err(failed)?,
+                            ),
+                        };
+                        state.add(value).map_err(failed)?;
+                        touch(&mut self.touched, index, window, &self.group);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partial changed since the last call, as the store must write it.
+    pub fn take_changes(&mut self) -> Vec<PartialChange> {
+        let mut changes: Vec<PartialChange> = self
+            .touched
+            .drain()
+            .flat_map(|((index, window), groups)| {
+                groups.into_iter().map(move |group| (index, window, group))
+            })
+            .map(|(index, window, group)| {
+                let aggregate = self.pipeline.aggregates[index].name.clone();
+                let state = if self.sessions.contains_key(&index) {
+                    self.session_states.get(&(index, group.clone(), window))
+                } else {
+                    self.windowed
+                        .get(&(index, window))
+                        .and_then(|groups| groups.get(&group))
+                };
+                match state {
+                    Some(state) => PartialChange::Upsert(Partial {
+                        aggregate,
+                        window,
+                        group,
+                        state: state.clone(),
+                    }),
+                    None => PartialChange::Delete {
+                        aggregate,
+                        window,
+                        group,
+                    },
+                }
+            })
+            .collect();
+        // Deletes first: a session may be replaced by one with the same bounds.
+        changes.sort_by_key(|c| matches!(c, PartialChange::Upsert(_)));
+        changes
+    }
+
+    /// Drops from memory every window and session no on-time event can change any more
+    /// (ending at or before [`Pipeline::earliest_on_time`]); they stay in the store.
+    pub fn evict(&mut self, max_event_ms: Option<i64>) {
+        let Some(bound) = self.pipeline.earliest_on_time(max_event_ms) else {
+            return;
+        };
+        self.windowed.retain(|(_, window), _| window.end_ms > bound);
+        for tracker in self.sessions.values_mut() {
+            tracker.close_final(Some(bound), 0);
+        }
+        self.session_states
+            .retain(|(_, _, window), _| window.end_ms > bound);
+    }
+
+    /// Partials held in memory.
+    pub fn len(&self) -> usize {
+        self.windowed.values().map(HashMap::len).sum::<usize>() + self.session_states.len()
+    }
+
+    /// Holds no partial.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn touch(
+    touched: &mut HashMap<(usize, Window), HashSet<String>>,
+    index: usize,
+    window: Window,
+    group: &str,
+) {
+    let groups = touched.entry((index, window)).or_default();
+    if !groups.contains(group) {
+        groups.insert(group.to_owned());
+    }
+}
+
+/// What `event` contributes to `aggregate`: `None` when the filter excludes it or it lacks
+/// the aggregated field; else its value, with its group key (a JSON array of the `group_by`
+/// values) written into `group`.
+fn contribution<'e>(
+    aggregate: &AggregateSpec,
+    event: &'e Interaction,
+    group: &mut String,
+) -> Option<Option<Value<'e>>> {
+    let passes = aggregate
+        .filter
+        .iter()
+        .all(|(field, wanted)| equals_text(super::field_value(event, field), wanted));
+    if !passes {
+        return None;
+    }
+    let value = match aggregate.field.as_deref() {
+        Some(field) => Some(super::field_value(event, field)?),
+        None => None,
+    };
+    group.clear();
+    group.push('[');
+    for (i, field) in aggregate.group_by.iter().enumerate() {
+        if i > 0 {
+            group.push(',');
+        }
+        match super::field_value(event, field) {
+            None => group.push_str("null"),
+            Some(Value::Text(text)) => push_json_string(group, text),
+            Some(Value::Number(n)) => push_json_string(group, &n.to_string()),
+        }
+    }
+    group.push(']');
+    Some(value)
+}
+
+fn equals_text(value: Option<Value<'_>>, wanted: &str) -> bool {
+    match value {
+        None => false,
+        Some(Value::Text(text)) => text == wanted,
+        Some(Value::Number(n)) => n.to_string() == wanted,
+    }
+}
+
+/// Appends `text` as a JSON string, escaped as serde_json writes it.
+fn push_json_string(out: &mut String, text: &str) {
+    if text
+        .bytes()
+        .all(|b| b >= 0x20 && b != b'"' && b != b'\\' && b != 0x7f)
+    {
+        out.push('"');
+        out.push_str(text);
+        out.push('"');
+    } else {
+        out.push_str(&serde_json::Value::from(text).to_string());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::EventType;
+    use crate::pipeline::{parse_pipeline, AggregateResult};
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    fn pipeline() -> Arc<Pipeline> {
+        Arc::new(
+            parse_pipeline(
+                Path::new("t.yaml"),
+                "name: t\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s}\naggregates:\n  - {name: per_type, window: {tumbling: 1m}, group_by: [event_type], aggregate: count}\n  - {name: revenue, window: {tumbling: 1m}, filter: {event_type: purchase}, aggregate: sum, field: value}\n  - {name: users, window: {hopping: {size: 2m, hop: 1m}}, aggregate: count_distinct, field: user_id}\n  - {name: per_session, window: {session: {gap: 10s}}, group_by: [user_id], aggregate: count}\n",
+            )
+            .unwrap(),
+        )
+    }
+
+    fn event(kind: EventType, user: &str, at: i64, value: Option<f64>) -> Interaction {
+        Interaction {
+            event_id: format!("{user}-{at}"),
+            event_type: kind,
+            user_id: user.into(),
+            session_id: "s".into(),
+            item_id: None,
+            occurred_at: at,
+            app: "web".into(),
+            properties: Default::default(),
+            value,
+            device: Default::default(),
+        }
+    }
+
+    /// Every stored row after applying `changes` to `rows`, as the store does.
+    fn apply(
+        rows: &mut BTreeMap<(String, Window, String), AggregateState>,
+        changes: Vec<PartialChange>,
+    ) {
+        for change in changes {
+            match change {
+                PartialChange::Upsert(p) => {
+                    rows.insert((p.aggregate, p.window, p.group), p.state);
+                }
+                PartialChange::Delete {
+                    aggregate,
+                    window,
+                    group,
+                } => {
+                    rows.remove(&(aggregate, window, group));
+                }
+            }
+        }
+    }
+
+    fn results(
+        rows: &BTreeMap<(String, Window, String), AggregateState>,
+    ) -> BTreeMap<(String, Window, String), AggregateResult> {
+        rows.iter()
+            .map(|(k, s)| (k.clone(), s.result(&Default::default())))
+            .collect()
+    }
+
+    #[test]
+    fn folds_counts_sums_distincts_and_sessions_per_window_and_group() {
+        let mut live = LiveAggregates::new(pipeline());
+        for e in [
+            event(EventType::Click, "a", 1_000, None),
+            event(EventType::Click, "b", 2_000, None),
+            event(EventType::Purchase, "a", 61_000, Some(9.5)),
+            event(EventType::Purchase, "a", 62_000, Some(0.5)),
+            event(EventType::Click, "a", 8_000, None),
+        ] {
+            live.add(&e).unwrap();
+        }
+        let mut rows = BTreeMap::new();
+        apply(&mut rows, live.take_changes());
+        let get = |aggregate: &str, start: i64, end: i64, group: &str| {
+            results(&rows)
+                .get(&(
+                    aggregate.to_owned(),
+                    Window {
+                        start_ms: start,
+                        end_ms: end,
+                    },
+                    group.to_owned(),
+                ))
+                .cloned()
+        };
+        assert_eq!(
+            get("per_type", 0, 60_000, r#"["click"]"#),
+            Some(AggregateResult::Count(3))
+        );
+        assert_eq!(
+            get("revenue", 60_000, 120_000, "[]"),
+            Some(AggregateResult::Sum(10.0))
+        );
+        assert_eq!(get("revenue", 0, 60_000, "[]"), None, "filtered out");
+        assert_eq!(
+            get("users", -60_000, 60_000, "[]"),
+            Some(AggregateResult::CountDistinct(2))
+        );
+        assert_eq!(
+            get("per_session", 1_000, 18_000, r#"["a"]"#),
+            Some(AggregateResult::Count(2)),
+            "1 s and 8 s are one session of a"
+        );
+        assert_eq!(
+            get("per_session", 61_000, 72_000, r#"["a"]"#),
+            Some(AggregateResult::Count(2))
+        );
+        assert_eq!(rows.len(), 9, "2 per_type, 1 revenue, 3 users, 3 sessions");
+        assert!(live.take_changes().is_empty(), "changes are taken once");
+    }
+
+    #[test]
+    fn a_bridging_event_merges_stored_sessions_and_deletes_the_old_rows() {
+        let mut live = LiveAggregates::new(pipeline());
+        let mut rows = BTreeMap::new();
+        live.add(&event(EventType::Click, "a", 0, None)).unwrap();
+        live.add(&event(EventType::Click, "a", 15_000, None))
+            .unwrap();
+        apply(&mut rows, live.take_changes());
+        let sessions = |rows: &BTreeMap<(String, Window, String), AggregateState>| {
+            results(rows)
+                .into_iter()
+                .filter(|(k, _)| k.0 == "per_session")
+                .map(|(k, r)| (k.1.start_ms, k.1.end_ms, r))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            sessions(&rows),
+            vec![
+                (0, 10_000, AggregateResult::Count(1)),
+                (15_000, 25_000, AggregateResult::Count(1))
+            ]
+        );
+        live.add(&event(EventType::Click, "a", 7_000, None))
+            .unwrap();
+        apply(&mut rows, live.take_changes());
+        assert_eq!(
+            sessions(&rows),
+            vec![(0, 25_000, AggregateResult::Count(3))]
+        );
+    }
+
+    #[test]
+    fn the_earliest_on_time_follows_the_smallest_window_and_grace() {
+        let p = pipeline();
+        assert_eq!(p.earliest_on_time(None), None);
+        // watermark 95 s − 30 s grace − 60 s (the smallest window).
+        assert_eq!(p.earliest_on_time(Some(100_000)), Some(5_000));
+        assert!(p.is_late(Some(100_000), 5_000));
+        assert!(!p.is_late(Some(100_000), 60_000));
+    }
+
+    fn arbitrary_events() -> impl Strategy<Value = Vec<Interaction>> {
+        proptest::collection::vec(
+            (
+                0usize..9,
+                0u8..4,
+                0i64..400_000,
+                proptest::option::of(0.0f64..100.0),
+            ),
+            0..120,
+        )
+        .prop_map(|events| {
+            events
+                .into_iter()
+                .enumerate()
+                .map(|(i, (kind, user, at, value))| {
+                    let mut e = event(EventType::ALL[kind], &format!("u{user}"), at, value);
+                    e.event_id = i.to_string();
+                    e
+                })
+                .collect()
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn nothing_at_or_before_the_earliest_on_time_is_on_time(
+            max_event in -1_000_000i64..1_000_000,
+            back in 0i64..1_000_000,
+        ) {
+            let p = pipeline();
+            let bound = p.earliest_on_time(Some(max_event)).unwrap();
+            prop_assert!(p.is_late(Some(max_event), bound - back));
+        }
+
+        /// Folding in batches, evicting and restoring from the stored rows in between (a
+        /// rebalance), writes exactly the rows one pass over every event writes.
+        #[test]
+        fn batches_evictions_and_restores_equal_one_pass(
+            events in arbitrary_events(),
+            cuts in proptest::collection::vec(0usize..120, 0..6),
+        ) {
+            let p = pipeline();
+            let mut one_pass = LiveAggregates::new(p.clone());
+            let mut expected = BTreeMap::new();
+            let mut max_event = None;
+            for e in &events {
+                if !p.is_late(max_event, e.occurred_at) {
+                    one_pass.add(e).unwrap();
+                }
+                max_event = Some(max_event.map_or(e.occurred_at, |m: i64| m.max(e.occurred_at)));
+            }
+            apply(&mut expected, one_pass.take_changes());
+
+            let mut rows = BTreeMap::new();
+            let mut live = LiveAggregates::new(p.clone());
+            let mut max_event = None;
+            for (i, e) in events.iter().enumerate() {
+                if !p.is_late(max_event, e.occurred_at) {
+                    live.add(e).unwrap();
+                }
+                max_event = Some(max_event.map_or(e.occurred_at, |m: i64| m.max(e.occurred_at)));
+                if cuts.contains(&i) {
+                    apply(&mut rows, live.take_changes());
+                    live.evict(max_event);
+                    if i % 2 == 0 {
+                        // A new owner: restore what can still change from the store.
+                        let bound = p.earliest_on_time(max_event).unwrap_or(i64::MIN);
+                        live = LiveAggregates::new(p.clone());
+                        live.restore(
+                            rows.iter()
+                                .filter(|(k, _)| k.1.end_ms > bound)
+                                .map(|((aggregate, window, group), state)| Partial {
+                                    aggregate: aggregate.clone(),
+                                    window: *window,
+                                    group: group.clone(),
+                                    state: state.clone(),
+                                })
+                                .collect(),
+                        );
+                    }
+                }
+            }
+            apply(&mut rows, live.take_changes());
+            prop_assert_eq!(results(&rows), results(&expected));
+        }
+    }
+}
