@@ -52,8 +52,8 @@ pub enum BenchWhat {
         /// bench's own).
         #[arg(long, default_value = "pipelines/interactions.yaml")]
         pipeline: PathBuf,
-        /// Events per worker micro-batch.
-        #[arg(long, default_value_t = 500)]
+        /// Events per worker micro-batch (the worker's default).
+        #[arg(long, default_value_t = 5_000)]
         batch_max_events: usize,
     },
 }
