@@ -5,7 +5,7 @@
 use super::aggregates::Value;
 use super::spec::{AggregateSpec, Pipeline};
 use super::{
-    assign, window_is_final, AggregateError, AggregateState, Window, WindowError, WindowSpec,
+    last_window, window_is_final, AggregateError, AggregateState, Window, WindowError, WindowSpec,
 };
 use crate::contracts::Interaction;
 
@@ -88,14 +88,13 @@ impl Pipeline {
             }
         }
         for aggregate in self.aggregates.iter().filter(|a| windowed(a)) {
-            let windows = assign(&aggregate.window, ts_ms).map_err(|source| FoldError::Window {
-                aggregate: aggregate.name.clone(),
-                source,
-            })?;
-            late |= !windows.is_empty()
-                && windows
-                    .iter()
-                    .all(|w| window_is_final(watermark, w.end_ms, self.grace_ms));
+            // Window ends grow with their starts: all are final when the last one is.
+            let last =
+                last_window(&aggregate.window, ts_ms).map_err(|source| FoldError::Window {
+                    aggregate: aggregate.name.clone(),
+                    source,
+                })?;
+            late |= last.is_some_and(|w| window_is_final(watermark, w.end_ms, self.grace_ms));
         }
         Ok(late)
     }

@@ -231,6 +231,30 @@ pub fn assign(spec: &WindowSpec, ts_ms: i64) -> Result<Vec<Window>, WindowError>
     Ok(windows)
 }
 
+/// The latest-ending window [`assign`] gives for `ts_ms` (`None` when it gives none), with the
+/// same errors, without building the others: what lateness needs, on the hot path.
+///
+/// # Errors
+/// As [`assign`].
+pub fn last_window(spec: &WindowSpec, ts_ms: i64) -> Result<Option<Window>, WindowError> {
+    spec.validate()?;
+    let (size, hop) = match *spec {
+        WindowSpec::Tumbling { size_ms } => (size_ms, size_ms),
+        WindowSpec::Hopping { size_ms, hop_ms } => (size_ms, hop_ms),
+        WindowSpec::Session { .. } => return Err(WindowError::SessionSpec),
+    };
+    let (size, hop, ts) = (i128::from(size), i128::from(hop), i128::from(ts_ms));
+    let last = ts.div_euclid(hop) * hop;
+    if last <= ts - size {
+        return Ok(None);
+    }
+    // The earliest start above ts − size on the hop grid: every window between is in range
+    // when the first and the last are.
+    let first = last - (last - (ts - size) - 1).div_euclid(hop) * hop;
+    window_in_range(first, first + size, ts_ms)?;
+    window_in_range(last, last + size, ts_ms).map(Some)
+}
+
 fn window_in_range(start: i128, end: i128, ts_ms: i64) -> Result<Window, WindowError> {
     match (i64::try_from(start), i64::try_from(end)) {
         (Ok(start_ms), Ok(end_ms)) => Ok(Window { start_ms, end_ms }),
@@ -799,6 +823,24 @@ mod tests {
                 prop_assert_eq!(win.start_ms.rem_euclid(hop), 0);
             }
             prop_assert_eq!(got, brute_force_windows(size, hop, ts));
+        }
+
+        #[test]
+        fn last_window_is_the_last_assigned(
+            hop in 1u64..5_000,
+            extra in 0u64..20_000,
+            ts in any::<i64>(),
+            tumbling in any::<bool>(),
+        ) {
+            let spec = if tumbling {
+                WindowSpec::Tumbling { size_ms: hop }
+            } else {
+                WindowSpec::Hopping { size_ms: hop + extra, hop_ms: hop }
+            };
+            match assign(&spec, ts) {
+                Ok(windows) => prop_assert_eq!(last_window(&spec, ts), Ok(windows.last().copied())),
+                Err(error) => prop_assert_eq!(last_window(&spec, ts), Err(error)),
+            }
         }
 
         #[test]
