@@ -5,20 +5,20 @@
 //! dropped from memory ([`LiveAggregates::evict`]). Loaded back from the store on
 //! assignment ([`LiveAggregates::restore`]): rebalancing moves no state between workers.
 
-use std::collections::{HashMap, HashSet};
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::aggregates::Value;
 use super::fold::{FoldError, Partial};
 use super::spec::{AggregateSpec, Pipeline};
-use super::{assign, AggregateState, SessionTracker, Window, WindowSpec};
+use super::{assign_into, AggregateState, SessionTracker, Window, WindowSpec};
 use crate::contracts::Interaction;
 
 /// What a batch did to one stored partial.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PartialChange {
     /// Write this state (insert or replace).
-    Upsert(Partial),
+    Upsert(Box<Partial>),
     /// A session merged into another one: remove its row.
     Delete {
         /// The aggregate's name.
@@ -30,19 +30,35 @@ pub enum PartialChange {
     },
 }
 
+/// A partial and whether it changed since the last [`LiveAggregates::take_changes`].
+struct LiveState {
+    state: AggregateState,
+    changed: bool,
+}
+
+impl LiveState {
+    fn stored(state: AggregateState) -> Self {
+        LiveState {
+            state,
+            changed: false,
+        }
+    }
+}
+
 /// The live windowed and session partials of one partition of one pipeline.
 pub struct LiveAggregates {
     pipeline: Arc<Pipeline>,
     /// Tumbling and hopping partials: (aggregate, window) → group → state.
-    windowed: HashMap<(usize, Window), HashMap<String, AggregateState>>,
+    windowed: HashMap<(usize, Window), HashMap<String, LiveState>>,
     /// Per session aggregate: its sessions, and each session's state.
     sessions: HashMap<usize, SessionTracker<String>>,
-    session_states: HashMap<(usize, String, Window), AggregateState>,
-    /// What changed since the last [`LiveAggregates::take_changes`]: (aggregate, window) →
-    /// groups.
-    touched: HashMap<(usize, Window), HashSet<String>>,
+    session_states: HashMap<(usize, String, Window), LiveState>,
+    /// Sessions merged into others since the last [`LiveAggregates::take_changes`].
+    removed: Vec<(usize, Window, String)>,
     /// Reused to build group keys.
     group: String,
+    /// Reused to assign windows.
+    windows: Vec<Window>,
 }
 
 impl Pipeline {
@@ -82,14 +98,15 @@ impl LiveAggregates {
                 }
                 _ => None,
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
         LiveAggregates {
             pipeline,
-            windowed: HashMap::new(),
+            windowed: HashMap::default(),
             sessions,
-            session_states: HashMap::new(),
-            touched: HashMap::new(),
+            session_states: HashMap::default(),
+            removed: Vec::new(),
             group: String::new(),
+            windows: Vec::new(),
         }
     }
 
@@ -108,14 +125,16 @@ impl LiveAggregates {
             match self.sessions.get_mut(&index) {
                 Some(tracker) => {
                     tracker.restore(partial.group.clone(), partial.window);
-                    self.session_states
-                        .insert((index, partial.group, partial.window), partial.state);
+                    self.session_states.insert(
+                        (index, partial.group, partial.window),
+                        LiveState::stored(partial.state),
+                    );
                 }
                 None => {
                     self.windowed
                         .entry((index, partial.window))
                         .or_default()
-                        .insert(partial.group, partial.state);
+                        .insert(partial.group, LiveState::stored(partial.state));
                 }
             }
         }
@@ -142,38 +161,45 @@ impl LiveAggregates {
                         })?;
                     let mut state =
                         AggregateState::new(aggregate.kind, &aggregate.params).map_err(failed)?;
+                    let window = change.window();
                     for old in change.replaced() {
                         let key = (index, self.group.clone(), *old);
                         if let Some(previous) = self.session_states.remove(&key) {
-                            state.merge(&previous).map_err(failed)?;
+                            state.merge(&previous.state).map_err(failed)?;
                         }
-                        touch(&mut self.touched, index, *old, &self.group);
+                        if *old != window {
+                            self.removed.push((index, *old, key.1));
+                        }
                     }
                     state.add(value).map_err(failed)?;
-                    let window = change.window();
-                    self.session_states
-                        .insert((index, self.group.clone(), window), state);
-                    touch(&mut self.touched, index, window, &self.group);
+                    self.session_states.insert(
+                        (index, self.group.clone(), window),
+                        LiveState {
+                            state,
+                            changed: true,
+                        },
+                    );
                 }
                 None => {
-                    let windows =
-                        assign(&aggregate.window, event.occurred_at).map_err(|source| {
-                            FoldError::Window {
-                                aggregate: aggregate.name.clone(),
-                                source,
-                            }
-                        })?;
-                    for window in windows {
-                        let groups = self.windowed.entry((index, window)).or_default();
-                        let state = match groups.get_mut(self.group.as_str()) {
-                            Some(state) => state,
-                            None => groups.entry(self.group.clone()).or_insert(
-                                AggregateState::new(aggregate.kind, &aggregate.params)
-                                    .map_err(failed)?,
-                            ),
+                    assign_into(&aggregate.window, event.occurred_at, &mut self.windows).map_err(
+                        |source| FoldError::Window {
+                            aggregate: aggregate.name.clone(),
+                            source,
+                        },
+                    )?;
+                    for window in &self.windows {
+                        let groups = self.windowed.entry((index, *window)).or_default();
+                        let live = match groups.get_mut(self.group.as_str()) {
+                            Some(live) => live,
+                            None => groups
+                                .entry(self.group.clone())
+                                .or_insert(LiveState::stored(
+                                    AggregateState::new(aggregate.kind, &aggregate.params)
+                                        .map_err(failed)?,
+                                )),
                         };
-                        state.add(value).map_err(failed)?;
-                        touch(&mut self.touched, index, window, &self.group);
+                        live.state.add(value).map_err(failed)?;
+                        live.changed = true;
                     }
                 }
             }
@@ -183,38 +209,38 @@ impl LiveAggregates {
 
     /// Every partial changed since the last call, as the store must write it.
     pub fn take_changes(&mut self) -> Vec<PartialChange> {
+        let names = |index: usize| self.pipeline.aggregates[index].name.clone();
+        // Deletes first: a session may be replaced by one with the same bounds.
         let mut changes: Vec<PartialChange> = self
-            .touched
-            .drain()
-            .flat_map(|((index, window), groups)| {
-                groups.into_iter().map(move |group| (index, window, group))
-            })
-            .map(|(index, window, group)| {
-                let aggregate = self.pipeline.aggregates[index].name.clone();
-                let state = if self.sessions.contains_key(&index) {
-                    self.session_states.get(&(index, group.clone(), window))
-                } else {
-                    self.windowed
-                        .get(&(index, window))
-                        .and_then(|groups| groups.get(&group))
-                };
-                match state {
-                    Some(state) => PartialChange::Upsert(Partial {
-                        aggregate,
-                        window,
-                        group,
-                        state: state.clone(),
-                    }),
-                    None => PartialChange::Delete {
-                        aggregate,
-                        window,
-                        group,
-                    },
-                }
+            .removed
+            .drain(..)
+            .map(|(index, window, group)| PartialChange::Delete {
+                aggregate: names(index),
+                window,
+                group,
             })
             .collect();
-        // Deletes first: a session may be replaced by one with the same bounds.
-        changes.sort_by_key(|c| matches!(c, PartialChange::Upsert(_)));
+        let upsert = |index: usize, window: Window, group: &str, live: &mut LiveState| {
+            live.changed = false;
+            PartialChange::Upsert(Box::new(Partial {
+                aggregate: names(index),
+                window,
+                group: group.to_owned(),
+                state: live.state.clone(),
+            }))
+        };
+        for (&(index, window), groups) in &mut self.windowed {
+            for (group, live) in groups.iter_mut().filter(|(_, live)| live.changed) {
+                changes.push(upsert(index, window, group, live));
+            }
+        }
+        for ((index, group, window), live) in self
+            .session_states
+            .iter_mut()
+            .filter(|(_, live)| live.changed)
+        {
+            changes.push(upsert(*index, *window, group, live));
+        }
         changes
     }
 
@@ -240,18 +266,6 @@ impl LiveAggregates {
     /// Holds no partial.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-}
-
-fn touch(
-    touched: &mut HashMap<(usize, Window), HashSet<String>>,
-    index: usize,
-    window: Window,
-    group: &str,
-) {
-    let groups = touched.entry((index, window)).or_default();
-    if !groups.contains(group) {
-        groups.insert(group.to_owned());
     }
 }
 
@@ -354,6 +368,7 @@ mod tests {
         for change in changes {
             match change {
                 PartialChange::Upsert(p) => {
+                    let p = *p;
                     rows.insert((p.aggregate, p.window, p.group), p.state);
                 }
                 PartialChange::Delete {

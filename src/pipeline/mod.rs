@@ -20,6 +20,6 @@ pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };
 pub use windows::{
-    assign, combined, last_window, window_is_final, SessionChange, SessionTracker, Watermark,
-    Window, WindowError, WindowSpec, WindowSpecError,
+    assign, assign_into, combined, last_window, window_is_final, SessionChange, SessionTracker,
+    Watermark, Window, WindowError, WindowSpec, WindowSpecError,
 };

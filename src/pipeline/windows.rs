@@ -213,6 +213,21 @@ impl Window {
 /// [`WindowError::Spec`] for an invalid spec, [`WindowError::SessionSpec`] for a session
 /// spec, [`WindowError::OutOfRange`] when a window would end outside the `i64` range.
 pub fn assign(spec: &WindowSpec, ts_ms: i64) -> Result<Vec<Window>, WindowError> {
+    let mut windows = Vec::new();
+    assign_into(spec, ts_ms, &mut windows)?;
+    Ok(windows)
+}
+
+/// [`assign`] into a buffer the caller reuses (cleared first; left empty on error).
+///
+/// # Errors
+/// As [`assign`].
+pub fn assign_into(
+    spec: &WindowSpec,
+    ts_ms: i64,
+    windows: &mut Vec<Window>,
+) -> Result<(), WindowError> {
+    windows.clear();
     spec.validate()?;
     let (size, hop) = match *spec {
         WindowSpec::Tumbling { size_ms } => (size_ms, size_ms),
@@ -222,13 +237,18 @@ pub fn assign(spec: &WindowSpec, ts_ms: i64) -> Result<Vec<Window>, WindowError>
     // i128 arithmetic: no bound computed here can overflow, and hop > 0 after validation.
     let (size, hop, ts) = (i128::from(size), i128::from(hop), i128::from(ts_ms));
     let mut start = ts.div_euclid(hop) * hop;
-    let mut windows = Vec::new();
     while start > ts - size {
-        windows.push(window_in_range(start, start + size, ts_ms)?);
+        match window_in_range(start, start + size, ts_ms) {
+            Ok(window) => windows.push(window),
+            Err(error) => {
+                windows.clear();
+                return Err(error);
+            }
+        }
         start -= hop;
     }
     windows.reverse();
-    Ok(windows)
+    Ok(())
 }
 
 /// The latest-ending window [`assign`] gives for `ts_ms` (`None` when it gives none), with the

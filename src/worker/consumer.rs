@@ -8,6 +8,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
+
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::FutureProducer;
@@ -68,7 +70,10 @@ struct Cursor {
 }
 
 /// A batch commit running on the store while the next batch is read (at most one).
-type InFlight = JoinHandle<(Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>)>;
+type InFlight = JoinHandle<Committed>;
+
+/// The batches of a commit and their outcomes (`None`: shut down before the store took them).
+type Committed = (Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>);
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -191,29 +196,37 @@ impl Worker {
                     deadline = None;
                 }
                 message = self.consumer.recv() => {
-                    let message = match message {
-                        Ok(message) => message,
-                        Err(error) => {
-                            tracing::warn!(%error, "Kafka read failed; retrying.");
-                            continue;
+                    let mut next = Some(message);
+                    // Take every record already fetched before going back to the select.
+                    while let Some(message) = next {
+                        let message = match message {
+                            Ok(message) => message,
+                            Err(error) => {
+                                tracing::warn!(%error, "Kafka read failed; retrying.");
+                                break;
+                            }
+                        };
+                        if self.context.generation() != generation {
+                            self.flush(&mut cursors, &mut in_flight, &shutdown).await;
+                            self.settle_in_flight(&mut in_flight, &mut cursors).await;
+                            cursors.clear();
+                            pending = 0;
+                            deadline = None;
+                            generation = self.context.generation();
                         }
-                    };
-                    if self.context.generation() != generation {
-                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
-                        self.settle_in_flight(&mut in_flight, &mut cursors).await;
-                        cursors.clear();
-                        pending = 0;
-                        deadline = None;
-                        generation = self.context.generation();
-                    }
-                    if self.handle(&message, &mut cursors, &shutdown).await {
-                        pending += 1;
-                        deadline.get_or_insert_with(|| Instant::now() + linger);
-                    }
-                    if pending >= self.config.batch_max_events {
-                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
-                        pending = 0;
-                        deadline = None;
+                        if self.handle(&message, &mut cursors, &shutdown).await {
+                            pending += 1;
+                            deadline.get_or_insert_with(|| Instant::now() + linger);
+                        }
+                        if pending >= self.config.batch_max_events {
+                            self.flush(&mut cursors, &mut in_flight, &shutdown).await;
+                            pending = 0;
+                            deadline = None;
+                        }
+                        if shutdown.is_cancelled() {
+                            break;
+                        }
+                        next = self.consumer.recv().now_or_never();
                     }
                 }
             }
@@ -515,7 +528,7 @@ impl Worker {
     /// and read again from the stored offset.
     fn settle(
         &self,
-        done: Result<(Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>), tokio::task::JoinError>,
+        done: Result<Committed, tokio::task::JoinError>,
         cursors: &mut HashMap<i32, Cursor>,
     ) {
         let (batches, outcomes) = match done {

@@ -22,22 +22,41 @@ pub const MIN_PRECISION: u8 = 4;
 /// The largest precision accepted (256 KiB of registers).
 pub const MAX_PRECISION: u8 = 18;
 
-/// A HyperLogLog sketch.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A HyperLogLog sketch. Stored as JSON with its registers in base64: dense
+/// (`registers`: all `2^p` bytes) or, while at most a quarter of them are set, sparse
+/// (`sparse`: one big-endian `u32` per set register, `index << 8 | rank`, by index), so a
+/// small window's sketch stays a few hundred bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(try_from = "HllRepr")]
 pub struct Hll {
     precision: u8,
-    /// Stored as base64 (2^p bytes → a compact string, not a JSON array of numbers).
-    #[serde(serialize_with = "registers_base64")]
     registers: Vec<u8>,
 }
 
-fn registers_base64<S: serde::Serializer>(
-    registers: &[u8],
-    serializer: S,
-) -> Result<S::Ok, S::Error> {
-    use base64::Engine;
-    serializer.serialize_str(&base64::engine::general_purpose::STANDARD.encode(registers))
+impl Serialize for Hll {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use base64::Engine;
+        use serde::ser::SerializeStruct;
+        let set = self.registers.iter().filter(|&&r| r != 0).count();
+        let mut out = serializer.serialize_struct("Hll", 2)?;
+        out.serialize_field("precision", &self.precision)?;
+        if set * 4 <= self.registers.len() {
+            let mut packed = Vec::with_capacity(set * 4);
+            for (index, &rank) in self.registers.iter().enumerate() {
+                if rank != 0 {
+                    packed.extend_from_slice(
+                        &(((index as u32) << 8) | u32::from(rank)).to_be_bytes(),
+                    );
+                }
+            }
+            let text = base64::engine::general_purpose::STANDARD.encode(packed);
+            out.serialize_field("sparse", &text)?;
+        } else {
+            let text = base64::engine::general_purpose::STANDARD.encode(&self.registers);
+            out.serialize_field("registers", &text)?;
+        }
+        out.end()
+    }
 }
 
 /// Registers as written (base64) or as a plain array of bytes.
@@ -52,7 +71,14 @@ enum RegistersRepr {
 #[serde(deny_unknown_fields)]
 struct HllRepr {
     precision: u8,
-    registers: RegistersRepr,
+    #[serde(default)]
+    registers: Option<RegistersRepr>,
+    #[serde(default)]
+    sparse: Option<String>,
+}
+
+fn invalid(reason: String) -> AggregateError {
+    AggregateError::InvalidPartial { reason }
 }
 
 impl TryFrom<HllRepr> for Hll {
@@ -61,23 +87,52 @@ impl TryFrom<HllRepr> for Hll {
     fn try_from(repr: HllRepr) -> Result<Self, Self::Error> {
         use base64::Engine;
         let mut hll = Hll::with_precision(repr.precision)?;
-        let registers = match repr.registers {
-            RegistersRepr::Bytes(bytes) => bytes,
-            RegistersRepr::Base64(text) => base64::engine::general_purpose::STANDARD
-                .decode(text)
-                .map_err(|e| AggregateError::InvalidPartial {
-                reason: format!("HLL registers are not base64: {e}"),
-            })?,
-        };
+        let size = hll.registers.len();
         let max_rank = 64 - repr.precision + 1;
-        if registers.len() != hll.registers.len() || registers.iter().any(|&r| r > max_rank) {
-            return Err(AggregateError::InvalidPartial {
-                reason: format!(
-                    "an HLL of precision {} needs {} registers of at most {max_rank}",
-                    repr.precision,
-                    hll.registers.len()
-                ),
-            });
+        let base64 = |text: &str| {
+            base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|e| invalid(format!("HLL registers are not base64: {e}")))
+        };
+        let registers = match (repr.registers, repr.sparse) {
+            (Some(RegistersRepr::Bytes(bytes)), None) => bytes,
+            (Some(RegistersRepr::Base64(text)), None) => base64(&text)?,
+            (None, Some(text)) => {
+                let packed = base64(&text)?;
+                if packed.len() % 4 != 0 {
+                    return Err(invalid(format!(
+                        "sparse HLL registers take 4 bytes each, found {} bytes",
+                        packed.len()
+                    )));
+                }
+                let mut registers = vec![0u8; size];
+                let mut next = 0usize;
+                for entry in packed.chunks_exact(4) {
+                    let word = u32::from_be_bytes([entry[0], entry[1], entry[2], entry[3]]);
+                    let (index, rank) = ((word >> 8) as usize, (word & 0xff) as u8);
+                    if index < next || index >= size || rank == 0 {
+                        return Err(invalid(format!(
+                            "sparse HLL register {index} (rank {rank}) is out of order, out of \
+                             range for precision {} or empty",
+                            repr.precision
+                        )));
+                    }
+                    registers[index] = rank;
+                    next = index + 1;
+                }
+                registers
+            }
+            _ => {
+                return Err(invalid(
+                    "an HLL has either `registers` or `sparse`, not both or neither".into(),
+                ))
+            }
+        };
+        if registers.len() != size || registers.iter().any(|&r| r > max_rank) {
+            return Err(invalid(format!(
+                "an HLL of precision {} needs {size} registers of at most {max_rank}",
+                repr.precision,
+            )));
         }
         hll.registers = registers;
         Ok(hll)
@@ -317,6 +372,52 @@ mod tests {
         }
         // Hash 0 reaches the largest rank, 64 − p + 1.
         assert_eq!(a.registers[0], 55);
+    }
+
+    #[test]
+    fn small_sketches_are_stored_sparse_and_large_ones_dense() {
+        let mut hll = Hll::with_precision(4).unwrap();
+        hll.registers[1] = 3;
+        hll.registers[15] = 1;
+        // 0x00000103, 0x00000f01: index << 8 | rank.
+        assert_eq!(
+            serde_json::to_string(&hll).unwrap(),
+            r#"{"precision":4,"sparse":"AAABAwAADwE="}"#
+        );
+        hll.registers[2] = 1;
+        hll.registers[3] = 1;
+        hll.registers[4] = 1;
+        let dense = serde_json::to_string(&hll).unwrap();
+        assert_eq!(
+            dense,
+            r#"{"precision":4,"registers":"AAMBAQEAAAAAAAAAAAAAAQ=="}"#
+        );
+        assert_eq!(serde_json::from_str::<Hll>(&dense).unwrap(), hll);
+        for bad in [
+            r#"{"precision":4,"sparse":"AAABAw"}"#,
+            r#"{"precision":4,"sparse":"AAAPAQAAAQM="}"#,
+            r#"{"precision":4,"sparse":"AAAQAQ=="}"#,
+            r#"{"precision":4,"sparse":"AAABAA=="}"#,
+            r#"{"precision":4,"sparse":"AAABPg=="}"#,
+            r#"{"precision":4}"#,
+            r#"{"precision":4,"sparse":"","registers":[]}"#,
+        ] {
+            assert!(serde_json::from_str::<Hll>(bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        #[test]
+        fn any_sketch_round_trips(items in prop::collection::vec(any::<u64>(), 0..200), p in 4u8..12) {
+            let mut hll = Hll::with_precision(p).unwrap();
+            for item in items {
+                hll.add_hash(item);
+            }
+            let json = serde_json::to_string(&hll).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Hll>(&json).unwrap(), hll);
+        }
     }
 
     proptest! {

@@ -300,8 +300,8 @@ impl AggregateState {
             None => Ok(None),
         };
         let key = || match value {
-            Some(Value::Number(x)) => Some(x.to_string()),
-            Some(Value::Text(text)) => Some(text.to_owned()),
+            Some(Value::Number(x)) => Some(std::borrow::Cow::Owned(x.to_string())),
+            Some(Value::Text(text)) => Some(std::borrow::Cow::Borrowed(text)),
             None => None,
         };
         match self {
@@ -313,7 +313,9 @@ impl AggregateState {
             AggregateState::Percentiles(sketch) => {
                 number()?.into_iter().for_each(|x| sketch.add(x))
             }
-            AggregateState::CountDistinct(hll) => key().into_iter().for_each(|k| hll.add(k)),
+            AggregateState::CountDistinct(hll) => {
+                key().into_iter().for_each(|k| hll.add(k.as_bytes()))
+            }
             AggregateState::TopK(top) => key().into_iter().for_each(|k| top.add(&k)),
         }
         Ok(())
