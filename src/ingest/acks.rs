@@ -57,7 +57,7 @@ pub(super) struct PendingAck {
 
 impl PendingAck {
     /// Records why the message was not queued; the batch learns it when this is dropped.
-    pub(super) fn fail(mut self: Box<Self>, error: KafkaError) {
+    pub(super) fn fail(mut self, error: KafkaError) {
         self.ack = Some(Err(error));
     }
 }
@@ -70,7 +70,7 @@ impl Drop for PendingAck {
 }
 
 /// A batch of `count` messages: one claim per message and the waiter for all of them.
-pub(super) fn batch(count: usize) -> (Vec<Box<PendingAck>>, oneshot::Receiver<Vec<Ack>>) {
+pub(super) fn batch(count: usize) -> (Vec<PendingAck>, oneshot::Receiver<Vec<Ack>>) {
     let (done, waiter) = oneshot::channel();
     let batch = Arc::new(BatchAcks {
         state: Mutex::new(AckState {
@@ -80,12 +80,10 @@ pub(super) fn batch(count: usize) -> (Vec<Box<PendingAck>>, oneshot::Receiver<Ve
         }),
     });
     let claims = (0..count)
-        .map(|index| {
-            Box::new(PendingAck {
-                batch: Arc::clone(&batch),
-                index,
-                ack: None,
-            })
+        .map(|index| PendingAck {
+            batch: Arc::clone(&batch),
+            index,
+            ack: None,
         })
         .collect();
     (claims, waiter)

@@ -208,7 +208,7 @@ impl EventProducer {
         let (claims, waiter) = acks::batch(records.len());
         let started = Instant::now();
         for (&(key, payload), claim) in records.iter().zip(claims) {
-            let mut record = BaseRecord::with_opaque_to(&self.topic, claim)
+            let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(claim))
                 .key(key)
                 .payload(payload);
             if let Some(value) = traceparent {
@@ -227,7 +227,7 @@ impl EventProducer {
                         tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
                     }
                     Err((error, back)) => {
-                        back.delivery_opaque.fail(error);
+                        (*back.delivery_opaque).fail(error);
                         break;
                     }
                 }
