@@ -38,9 +38,9 @@ pub enum BenchWhat {
         /// Events per HTTP request.
         #[arg(long, default_value_t = 100)]
         batch: usize,
-        /// HTTP requests in flight (64 × 100 events keeps as many events in flight as the
-        /// raw produce's window of 10 000 roughly does).
-        #[arg(long, default_value_t = 64)]
+        /// HTTP requests in flight (100 requests of 100 events: as many events awaiting
+        /// their ack as the raw produce's window of 10 000 messages).
+        #[arg(long, default_value_t = 100)]
         concurrency: usize,
     },
     /// Events/s through a worker (decode + every aggregate of the pipeline + store commit)
@@ -170,7 +170,10 @@ async fn ingest(
     let raw_secs = raw_first.min(raw_second);
     let raw_rate = count as f64 / raw_secs;
     let collector_rate = count as f64 / collector_secs;
-    println!("bench ingest: {count} events, batches of {batch}, {concurrency} requests in flight (raw: {RAW_IN_FLIGHT} messages in flight)");
+    println!(
+        "bench ingest: {count} events, batches of {batch}, {concurrency} requests in flight ({} events; raw: {RAW_IN_FLIGHT} messages in flight)",
+        batch * concurrency
+    );
     println!(
         "  raw rdkafka produce (pre-encoded): {raw_rate:>10.0} events/s (best of {:.0} and {:.0})",
         count as f64 / raw_first,
