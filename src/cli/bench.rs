@@ -38,8 +38,9 @@ pub enum BenchWhat {
         /// Events per HTTP request.
         #[arg(long, default_value_t = 100)]
         batch: usize,
-        /// HTTP requests in flight.
-        #[arg(long, default_value_t = 16)]
+        /// HTTP requests in flight (100 requests of 100 events: as many events awaiting
+        /// their ack as the raw produce's window of 10 000 messages).
+        #[arg(long, default_value_t = 100)]
         concurrency: usize,
     },
     /// Events/s through a worker (decode + every aggregate of the pipeline + store commit)
@@ -150,10 +151,15 @@ async fn ingest(
         router(CollectorState::new(event_producer, collector_config)),
         stop.clone(),
     ));
-    let bodies: Vec<Vec<u8>> = events
+    let bodies: Vec<Batch> = events
         .chunks(batch.max(1))
-        .map(serde_json::to_vec)
-        .collect::<Result<_, _>>()?;
+        .map(|chunk| {
+            Ok(Batch {
+                events: chunk.len(),
+                body: serde_json::to_vec(chunk)?.into(),
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
     let client = reqwest::Client::new();
     post_all(&client, &url, &bodies[..bodies.len().min(20)], concurrency).await?;
     let collector_secs = post_all(&client, &url, &bodies, concurrency).await?;
@@ -164,7 +170,10 @@ async fn ingest(
     let raw_secs = raw_first.min(raw_second);
     let raw_rate = count as f64 / raw_secs;
     let collector_rate = count as f64 / collector_secs;
-    println!("bench ingest: {count} events, batches of {batch}, {concurrency} requests in flight");
+    println!(
+        "bench ingest: {count} events, batches of {batch}, {concurrency} requests in flight ({} events; raw: {RAW_IN_FLIGHT} messages in flight)",
+        batch * concurrency
+    );
     println!(
         "  raw rdkafka produce (pre-encoded): {raw_rate:>10.0} events/s (best of {:.0} and {:.0})",
         count as f64 / raw_first,
@@ -516,6 +525,9 @@ async fn raw_consume(
     })
 }
 
+/// Messages the raw produce keeps awaiting at once.
+const RAW_IN_FLIGHT: usize = 10_000;
+
 /// Produces pre-encoded records and waits for every ack; returns the seconds taken.
 async fn raw_produce(
     producer: &FutureProducer,
@@ -529,36 +541,56 @@ async fn raw_produce(
             Duration::from_secs(30),
         )
     }))
-    .buffer_unordered(10_000);
+    .buffer_unordered(RAW_IN_FLIGHT);
     while let Some(result) = acks.next().await {
         result.map_err(|(e, _)| e)?;
     }
     Ok(started.elapsed().as_secs_f64())
 }
 
-/// Posts every body to the collector, `concurrency` at a time; returns the seconds taken.
+/// One request body of the ingest bench and the events it holds.
+struct Batch {
+    events: usize,
+    body: axum::body::Bytes,
+}
+
+/// The part of the collector's answer the bench checks.
+#[derive(serde::Deserialize)]
+struct CollectorAnswer {
+    accepted: usize,
+}
+
+/// Posts every batch to the collector, `concurrency` at a time, and checks that each answer
+/// accepted all of its events; returns the seconds taken.
 async fn post_all(
     client: &reqwest::Client,
     url: &str,
-    bodies: &[Vec<u8>],
+    batches: &[Batch],
     concurrency: usize,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
-    let mut responses = futures::stream::iter(bodies.iter().map(|body| {
-        client
+    let mut answers = futures::stream::iter(batches.iter().map(|batch| async move {
+        let response = client
             .post(url)
             .header("content-type", "application/json")
-            .body(body.clone())
+            .body(batch.body.clone())
             .send()
+            .await?;
+        let status = response.status();
+        let body = response.bytes().await?;
+        anyhow::ensure!(status.is_success(), "the collector answered {status}");
+        let answer: CollectorAnswer = serde_json::from_slice(&body)?;
+        anyhow::ensure!(
+            answer.accepted == batch.events,
+            "the collector accepted {} of {} events",
+            answer.accepted,
+            batch.events
+        );
+        Ok(())
     }))
     .buffer_unordered(concurrency.max(1));
-    while let Some(response) = responses.next().await {
-        let response = response?;
-        anyhow::ensure!(
-            response.status().is_success(),
-            "the collector answered {}",
-            response.status()
-        );
+    while let Some(answer) = answers.next().await {
+        answer?;
     }
     Ok(started.elapsed().as_secs_f64())
 }

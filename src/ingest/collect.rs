@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::token::ConsistencyToken;
@@ -59,6 +60,25 @@ fn count_events(outcome: &'static str, n: usize) {
     metrics::counter!(names::COLLECTOR_EVENTS_TOTAL, "outcome" => outcome).increment(n as u64);
 }
 
+/// Where the broker stored one event of the batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct AcceptedEvent {
+    /// The event's position in the batch (0-based).
+    pub index: usize,
+    /// Partition.
+    pub partition: i32,
+    /// Offset.
+    pub offset: i64,
+}
+
+/// The answer to a batch the broker acknowledged entirely.
+#[derive(Serialize)]
+struct Accepted {
+    accepted: usize,
+    events: Vec<AcceptedEvent>,
+    consistency_token: String,
+}
+
 /// A refused request.
 #[derive(Debug)]
 pub enum CollectError {
@@ -77,7 +97,7 @@ pub enum CollectError {
     /// 503: some or all events were not acknowledged.
     Unavailable {
         reason: String,
-        accepted: Vec<Value>,
+        accepted: Vec<AcceptedEvent>,
         failed: Vec<usize>,
     },
     /// 500: a fault that retrying will not fix (logged).
@@ -324,13 +344,23 @@ async fn collect(
         .child();
     let span = tracing::info_span!("collect", trace_id = %trace.trace_id, span_id = %trace.span_id, events = events.len());
     let traceparent = trace.header();
-    let outcomes = futures::future::join_all(
-        events
-            .iter()
-            .map(|e| state.producer.send_traced(e, Some(&traceparent))),
-    )
-    .instrument(span)
-    .await;
+    let outcomes = match state
+        .producer
+        .send_batch(&events, Some(&traceparent))
+        .instrument(span)
+        .await
+    {
+        Ok(outcomes) => outcomes,
+        Err(error) if error.is_transient() => {
+            count_events("unavailable", events.len());
+            return Err(CollectError::Unavailable {
+                reason: error.to_string(),
+                accepted: Vec::new(),
+                failed: (0..events.len()).collect(),
+            });
+        }
+        Err(error) => return Err(CollectError::Internal(error.to_string())),
+    };
     let mut token = ConsistencyToken {
         topic: state.producer.topic().to_owned(),
         offsets: Default::default(),
@@ -342,7 +372,11 @@ async fn collect(
         match outcome {
             Ok(delivery) => {
                 token.observe(delivery.partition, delivery.offset);
-                accepted.push(json!({"index": index, "partition": delivery.partition, "offset": delivery.offset}));
+                accepted.push(AcceptedEvent {
+                    index,
+                    partition: delivery.partition,
+                    offset: delivery.offset,
+                });
             }
             Err(error) => {
                 if !error.is_transient() {
@@ -364,5 +398,10 @@ async fn collect(
             failed,
         });
     }
-    Ok(Json(json!({"accepted": accepted.len(), "events": accepted, "consistency_token": token.encode()})).into_response())
+    Ok(Json(Accepted {
+        accepted: accepted.len(),
+        events: accepted,
+        consistency_token: token.encode(),
+    })
+    .into_response())
 }

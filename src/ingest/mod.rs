@@ -5,6 +5,7 @@
 //! partition) and written with an idempotent `acks=all` producer. Also the seeded event
 //! generator behind `eventfold produce`.
 
+mod acks;
 mod collect;
 mod config;
 mod generate;
@@ -14,7 +15,7 @@ mod truth;
 mod validate;
 mod workload;
 
-pub use collect::{router, CollectError, CollectorState};
+pub use collect::{router, AcceptedEvent, CollectError, CollectorState};
 pub use config::CollectorConfig;
 pub use generate::EventGenerator;
 pub use producer::{Delivery, EventProducer, ProduceError};

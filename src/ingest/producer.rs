@@ -1,12 +1,15 @@
-//! The in-process producer: encode with the registry, produce keyed by user, await the ack.
+//! The in-process producer: encode with the registry, produce keyed by user, await the acks
+//! (of one event, or of a whole batch with one waiter).
 
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 use rdkafka::ClientConfig;
+
+use super::acks::{self, Ack, BatchAckContext};
 
 use crate::contracts::Interaction;
 use crate::kafka::KafkaConfig;
@@ -52,9 +55,15 @@ impl ProduceError {
     }
 }
 
+/// The librdkafka producer, its delivery reports routed to their batch.
+type AckedProducer = ThreadedProducer<BatchAckContext>;
+
+/// How long to wait before retrying a message the full local queue refused.
+const QUEUE_FULL_BACKOFF: Duration = Duration::from_millis(5);
+
 /// Produces interactions to one topic.
 pub struct EventProducer {
-    producer: RwLock<Arc<FutureProducer>>,
+    producer: RwLock<Arc<AckedProducer>>,
     client_config: ClientConfig,
     encoder: InteractionEncoder,
     topic: String,
@@ -89,7 +98,7 @@ impl EventProducer {
             delivery_timeout.as_millis().to_string(),
         );
         let producer = client_config
-            .create()
+            .create_with_context(BatchAckContext)
             .map_err(|source| ProduceError::Kafka {
                 topic: topic.to_owned(),
                 source,
@@ -103,7 +112,7 @@ impl EventProducer {
         })
     }
 
-    fn current(&self) -> Arc<FutureProducer> {
+    fn current(&self) -> Arc<AckedProducer> {
         self.producer
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -111,9 +120,10 @@ impl EventProducer {
     }
 
     /// After a fatal error, or once its idempotent producer id was fenced (the broker saw the
-    /// epoch bumped after delivery timeouts), a librdkafka producer never recovers: replace it with a new one (a new producer id), once
-    /// per failed instance. Events it had not delivered were already reported as failed.
-    fn replace_if_broken(&self, failed: &Arc<FutureProducer>, error: &rdkafka::error::KafkaError) {
+    /// epoch bumped after delivery timeouts), a librdkafka producer never recovers: replace it
+    /// with a new one (a new producer id), once per failed instance. Events it had not
+    /// delivered were already reported as failed.
+    fn replace_if_broken(&self, failed: &Arc<AckedProducer>, error: &KafkaError) {
         let fenced = matches!(
             error.rdkafka_error_code(),
             Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
@@ -126,7 +136,10 @@ impl EventProducer {
         if !Arc::ptr_eq(&slot, failed) {
             return;
         }
-        match self.client_config.create::<FutureProducer>() {
+        match self
+            .client_config
+            .create_with_context::<_, AckedProducer>(BatchAckContext)
+        {
             Ok(fresh) => {
                 tracing::warn!(topic = %self.topic, %error, fatal = ?fatal, "Producer hit a fatal error; replaced it with a new one.");
                 *slot = Arc::new(fresh);
@@ -142,18 +155,8 @@ impl EventProducer {
 
     /// Encodes `event`, produces it keyed by its user and waits for the broker's ack.
     pub async fn send(&self, event: &Interaction) -> Result<Delivery, ProduceError> {
-        self.send_traced(event, None).await
-    }
-
-    /// Like [`EventProducer::send`], with a W3C `traceparent` Kafka header.
-    pub async fn send_traced(
-        &self,
-        event: &Interaction,
-        traceparent: Option<&str>,
-    ) -> Result<Delivery, ProduceError> {
         let payload = self.encoder.encode(event).await?;
-        self.send_encoded_traced(&event.user_id, &payload, traceparent)
-            .await
+        self.send_encoded(&event.user_id, &payload).await
     }
 
     /// Produces an already-framed value keyed by `user_id`.
@@ -162,44 +165,111 @@ impl EventProducer {
         user_id: &str,
         payload: &[u8],
     ) -> Result<Delivery, ProduceError> {
-        self.send_encoded_traced(user_id, payload, None).await
+        let mut outcomes = self.produce(&[(user_id, payload)], None).await;
+        outcomes.pop().unwrap_or_else(|| {
+            Err(ProduceError::Kafka {
+                topic: self.topic.clone(),
+                source: KafkaError::Canceled,
+            })
+        })
     }
 
-    async fn send_encoded_traced(
+    /// Encodes every event, produces them all keyed by user (each with the W3C `traceparent`
+    /// header, if given) and waits until the broker answered for every one: one outcome per
+    /// event, in order. An encoding failure fails the batch before anything is produced.
+    pub async fn send_batch(
         &self,
-        user_id: &str,
-        payload: &[u8],
+        events: &[Interaction],
         traceparent: Option<&str>,
-    ) -> Result<Delivery, ProduceError> {
-        let mut record = FutureRecord::to(&self.topic).key(user_id).payload(payload);
-        if let Some(value) = traceparent {
-            record = record.headers(OwnedHeaders::new().insert(Header {
-                key: TRACEPARENT,
-                value: Some(value),
-            }));
+    ) -> Result<Vec<Result<Delivery, ProduceError>>, ProduceError> {
+        let mut payloads = Vec::with_capacity(events.len());
+        for event in events {
+            payloads.push(self.encoder.encode(event).await?);
+        }
+        let records: Vec<(&str, &[u8])> = events
+            .iter()
+            .zip(&payloads)
+            .map(|(event, payload)| (event.user_id.as_str(), payload.as_slice()))
+            .collect();
+        Ok(self.produce(&records, traceparent).await)
+    }
+
+    /// Queues every `(key, payload)` (waiting up to the queue timeout for room) and waits for
+    /// the delivery report of each.
+    async fn produce(
+        &self,
+        records: &[(&str, &[u8])],
+        traceparent: Option<&str>,
+    ) -> Vec<Result<Delivery, ProduceError>> {
+        if records.is_empty() {
+            return Vec::new();
         }
         let producer = self.current();
-        let (partition, offset) = match producer.send(record, self.queue_timeout).await {
-            Ok(delivery) => (delivery.partition, delivery.offset),
-            Err((source, _)) => {
-                let kind = match source.rdkafka_error_code() {
-                    Some(RDKafkaErrorCode::MessageTimedOut) => "timeout",
-                    Some(RDKafkaErrorCode::QueueFull) => "queue_full",
-                    Some(
-                        RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch,
-                    ) => "fenced",
-                    _ => "other",
-                };
-                metrics::counter!(crate::telemetry::metrics::PRODUCE_ERRORS_TOTAL, "kind" => kind)
-                    .increment(1);
-                self.replace_if_broken(&producer, &source);
-                return Err(ProduceError::Kafka {
-                    topic: self.topic.clone(),
-                    source,
-                });
+        let (claims, waiter) = acks::batch(records.len());
+        let started = Instant::now();
+        for (&(key, payload), claim) in records.iter().zip(claims) {
+            let mut record = BaseRecord::with_opaque_to(&self.topic, Box::new(claim))
+                .key(key)
+                .payload(payload);
+            if let Some(value) = traceparent {
+                record = record.headers(OwnedHeaders::new().insert(Header {
+                    key: TRACEPARENT,
+                    value: Some(value),
+                }));
             }
+            loop {
+                match producer.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if started.elapsed() < self.queue_timeout =>
+                    {
+                        record = back;
+                        tokio::time::sleep(QUEUE_FULL_BACKOFF).await;
+                    }
+                    Err((error, back)) => {
+                        (*back.delivery_opaque).fail(error);
+                        break;
+                    }
+                }
+            }
+        }
+        let acks: Vec<Ack> = waiter
+            .await
+            .unwrap_or_else(|_| records.iter().map(|_| Err(KafkaError::Canceled)).collect());
+        let mut produced = 0;
+        let outcomes: Vec<_> = acks
+            .into_iter()
+            .map(|ack| match ack {
+                Ok(delivery) => {
+                    produced += 1;
+                    Ok(delivery)
+                }
+                Err(source) => {
+                    self.report_failure(&producer, &source);
+                    Err(ProduceError::Kafka {
+                        topic: self.topic.clone(),
+                        source,
+                    })
+                }
+            })
+            .collect();
+        metrics::counter!(crate::telemetry::metrics::INGEST_EVENTS_PRODUCED_TOTAL)
+            .increment(produced);
+        outcomes
+    }
+
+    /// Counts a failed message by kind and replaces the producer if it is broken.
+    fn report_failure(&self, producer: &Arc<AckedProducer>, error: &KafkaError) {
+        let kind = match error.rdkafka_error_code() {
+            Some(RDKafkaErrorCode::MessageTimedOut) => "timeout",
+            Some(RDKafkaErrorCode::QueueFull) => "queue_full",
+            Some(RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch) => {
+                "fenced"
+            }
+            _ => "other",
         };
-        metrics::counter!(crate::telemetry::metrics::INGEST_EVENTS_PRODUCED_TOTAL).increment(1);
-        Ok(Delivery { partition, offset })
+        metrics::counter!(crate::telemetry::metrics::PRODUCE_ERRORS_TOTAL, "kind" => kind)
+            .increment(1);
+        self.replace_if_broken(producer, error);
     }
 }
