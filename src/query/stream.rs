@@ -99,7 +99,10 @@ async fn next_event(mut watch: Watch) -> Option<(Event, Watch)> {
                 tracing::warn!(%error, "Progress stream cannot read the store.");
                 watch.failing = true;
                 let body = json!({"error": "store_unavailable", "message": "the read store could not be read"});
-                return Some((Event::default().event("error").data(body.to_string()), watch));
+                return Some((
+                    Event::default().event("error").data(body.to_string()),
+                    watch,
+                ));
             }
             Err(_) => {}
         }

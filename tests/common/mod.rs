@@ -269,7 +269,10 @@ impl ReadPath {
             let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
                 .await
                 .expect("bind");
-            urls.push(format!("http://{}", listener.local_addr().expect("address")));
+            urls.push(format!(
+                "http://{}",
+                listener.local_addr().expect("address")
+            ));
             let serve = eventfold::http::serve(listener, router, stop.clone());
             tasks.push(tokio::spawn(async move {
                 serve.await.expect("server runs");
