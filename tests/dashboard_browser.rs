@@ -362,7 +362,7 @@ async fn the_dashboard_shows_the_apis_figures_and_follows_new_events() {
     browser.screenshot("dashboard.png").await;
 
     // More events while the page stays open: the stream announces them, the page follows.
-    let more = events(first.len(), &vec![minute + span; 25]);
+    let more = events(first.len(), &[minute + span; 25]);
     path.post(&more).await;
     let total = (first.len() + more.len()) as u64;
     let shown = figures_once_folded(&mut browser, total).await;
