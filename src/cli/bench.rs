@@ -404,7 +404,11 @@ async fn worker_in(
 }
 
 /// Points a pipeline's `source.topic` and `late_topic` at the bench's own topics.
-pub(super) fn retarget_pipeline(text: &str, topic: &str, late_topic: &str) -> anyhow::Result<String> {
+pub(super) fn retarget_pipeline(
+    text: &str,
+    topic: &str,
+    late_topic: &str,
+) -> anyhow::Result<String> {
     let mut value: yaml_serde::Value = yaml_serde::from_str(text)?;
     let root = value
         .as_mapping_mut()

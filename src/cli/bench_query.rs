@@ -18,8 +18,8 @@ use uuid::Uuid;
 
 use super::bench::{raw_produce, retarget_pipeline, start_registry};
 use crate::ingest::{
-    router as collector, CollectorConfig, CollectorState, EventGenerator, EventProducer,
-    Workload, WorkloadConfig,
+    router as collector, CollectorConfig, CollectorState, EventGenerator, EventProducer, Workload,
+    WorkloadConfig,
 };
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use crate::pipeline::{load_pipeline, Pipeline};
@@ -333,7 +333,11 @@ async fn freshness(
                 .send()
                 .await?;
             let visible = acked.elapsed();
-            Ok((scheduled, acked, read.status().is_success().then_some(visible)))
+            Ok((
+                scheduled,
+                acked,
+                read.status().is_success().then_some(visible),
+            ))
         }));
     }
     let mut acks = Vec::with_capacity(requests.len());
@@ -412,7 +416,10 @@ fn print_report(
         "  freshness at {} events/s through the collector ({} per request) for {} s; worker batch linger {linger_ms} ms:",
         args.events_per_second, args.batch, args.seconds
     );
-    println!("    collector ack (scheduled send → answer): {}", summary(&fresh.acks));
+    println!(
+        "    collector ack (scheduled send → answer): {}",
+        summary(&fresh.acks)
+    );
     println!(
         "    ack → visible in the query API (read with the consistency token): {}   (goal: p99 ≤ 250 ms)",
         summary(&fresh.visible)
