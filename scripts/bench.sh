@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs a benchmark against a local broker: scripts/bench.sh ingest [--events N ...]
+# Runs a benchmark against a local broker: scripts/bench.sh ingest [--events N ...],
+# scripts/bench.sh worker [...], scripts/bench.sh query [--rate 1000 --seconds 10
+# --events-per-second 10000 ...] (query read latency and ack-to-visible freshness).
 # Starts the broker (cached in .tools/) unless one answers on $EVENTFOLD_BROKER_PORT (default
 # 19092), builds the release binary and runs `eventfold bench "$@"`.
 set -euo pipefail

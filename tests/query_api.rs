@@ -1,6 +1,6 @@
 //! The query API against a real broker: read-your-writes with the collector's consistency
-//! token, aggregates merged over partitions, projections with paging, freshness, and every
-//! error with its status.
+//! token, aggregates merged over partitions, projections with paging, freshness, the live
+//! progress stream (server-sent events), and every error with its status.
 
 mod common;
 
@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{fresh_topic, kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, unique, ReadPath, TestRegistry};
 use eventfold::ingest::{
     router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventProducer,
 };
@@ -264,4 +264,132 @@ async fn read_your_writes_aggregates_projections_and_errors() {
     stop.cancel();
     worker.await.unwrap();
     registry.stop().await;
+}
+
+/// The frames of a server-sent event stream, keep-alive comments left out.
+struct Frames {
+    body: std::pin::Pin<Box<dyn futures::Stream<Item = reqwest::Result<axum::body::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl Frames {
+    fn new(response: reqwest::Response) -> Frames {
+        Frames {
+            body: Box::pin(response.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next frame's lines, or `None` when the stream ended; fails after 30 s.
+    async fn next(&mut self) -> Option<Vec<String>> {
+        use futures::StreamExt;
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let frame = self.buffer[..end].to_owned();
+                self.buffer.drain(..end + 2);
+                if frame.starts_with(':') {
+                    continue;
+                }
+                return Some(frame.lines().map(str::to_owned).collect());
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.body.next())
+                .await
+                .expect("a frame within 30 s")?
+                .expect("the stream reads");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// The next frame, which must be a `progress` event; its data.
+    async fn progress(&mut self) -> Value {
+        let lines = self.next().await.expect("the stream goes on");
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert_eq!(lines[0], "event: progress");
+        let data = lines[1].strip_prefix("data: ").expect("a data line");
+        serde_json::from_str(data).unwrap()
+    }
+}
+
+fn shop_pipeline(topic: &str) -> String {
+    format!("name: shop\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n")
+}
+
+#[tokio::test]
+async fn the_progress_stream_pushes_new_offsets_and_ends_on_shutdown() {
+    let path = ReadPath::start(3, shop_pipeline).await;
+    let client = reqwest::Client::new();
+
+    let response = client
+        .get(format!("{}/v1/pipelines/nope/stream", path.query_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], json!("not_found"));
+    assert_eq!(
+        body["message"],
+        json!("no pipeline 'nope' (known: [\"shop\"])")
+    );
+
+    let response = client
+        .get(format!("{}/v1/pipelines/shop/stream", path.query_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), reqwest::StatusCode::OK);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["cache-control"], "no-cache");
+    let mut frames = Frames::new(response);
+    // At once: the store's progress as it is (nothing folded yet).
+    let first = frames.progress().await;
+    assert_eq!(first["pipeline"], json!("shop"));
+    assert_eq!(first["folded"], json!(0));
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let events: Vec<Value> = (0..12)
+        .map(|i| json!({"event_id": uuid::Uuid::new_v4().to_string(), "event_type": "click", "user_id": format!("user-{i}"), "session_id": format!("s-{i}"), "occurred_at": now - 1000 + i, "app": "web"}))
+        .collect();
+    let token = ConsistencyToken::decode(&path.post(&events).await).unwrap();
+    // A new message for each change of the offsets, until all 12 are folded; the last
+    // one's as_of holds exactly the offsets the collector acknowledged.
+    let last = loop {
+        let progress = frames.progress().await;
+        let folded = progress["folded"].as_u64().unwrap();
+        assert!(folded <= 12, "{progress}");
+        if folded == 12 {
+            break progress;
+        }
+    };
+    for (partition, offset) in &token.offsets {
+        assert_eq!(
+            last["as_of"]["partitions"][format!("{}/{partition}", path.topic)]["offset"],
+            json!(offset),
+            "{last}"
+        );
+    }
+    let partitions = last["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), token.offsets.len());
+    assert!(partitions.iter().all(|p| p["topic"] == json!(path.topic)));
+
+    // Every partition of the store, on the unscoped stream.
+    let mut all = Frames::new(
+        client
+            .get(format!("{}/v1/stream", path.query_url))
+            .send()
+            .await
+            .unwrap(),
+    );
+    let everything = all.progress().await;
+    assert_eq!(everything["pipeline"], Value::Null);
+    assert_eq!(everything["folded"], json!(12));
+
+    // Shutdown ends both streams, so the server's graceful shutdown does not wait for them.
+    path.shutdown().cancel();
+    assert_eq!(frames.next().await, None);
+    assert_eq!(all.next().await, None);
+    path.stop().await;
 }

@@ -57,6 +57,9 @@ pub enum BenchWhat {
         #[arg(long, default_value_t = 5_000)]
         batch_max_events: usize,
     },
+    /// Query API read latency at a fixed request rate (open loop) over a filled store, and
+    /// end-to-end freshness (collector ack → visible in the query API) under a steady load.
+    Query(super::bench_query::QueryBenchArgs),
 }
 
 /// Runs a benchmark and prints its figures.
@@ -72,11 +75,12 @@ pub async fn run(settings: &Settings, what: &BenchWhat) -> anyhow::Result<()> {
             pipeline,
             batch_max_events,
         } => worker(settings, *events, pipeline, *batch_max_events).await,
+        BenchWhat::Query(args) => super::bench_query::run(settings, args).await,
     }
 }
 
 /// Starts an in-process registry on a fresh `_schemas-bench-<run_id>` topic; returns its URL.
-async fn start_registry(
+pub(super) async fn start_registry(
     settings: &Settings,
     run_id: &str,
     stop: &CancellationToken,
@@ -409,7 +413,11 @@ async fn worker_in(
 }
 
 /// Points a pipeline's `source.topic` and `late_topic` at the bench's own topics.
-fn retarget_pipeline(text: &str, topic: &str, late_topic: &str) -> anyhow::Result<String> {
+pub(super) fn retarget_pipeline(
+    text: &str,
+    topic: &str,
+    late_topic: &str,
+) -> anyhow::Result<String> {
     let mut value: yaml_serde::Value = yaml_serde::from_str(text)?;
     let root = value
         .as_mapping_mut()
@@ -529,7 +537,7 @@ async fn raw_consume(
 const RAW_IN_FLIGHT: usize = 10_000;
 
 /// Produces pre-encoded records and waits for every ack; returns the seconds taken.
-async fn raw_produce(
+pub(super) async fn raw_produce(
     producer: &FutureProducer,
     topic: &str,
     records: &[(String, Vec<u8>)],

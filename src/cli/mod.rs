@@ -2,6 +2,7 @@
 //! its stage and runs it until Ctrl-C/SIGTERM. Errors here are `anyhow` (the CLI boundary).
 
 mod bench;
+mod bench_query;
 mod commands;
 mod demo;
 pub mod loadgen;

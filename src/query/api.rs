@@ -3,7 +3,8 @@
 //! freshness. Every answer carries `as_of` (per partition: last applied offset and
 //! watermark). A read may carry the collector's consistency token (`?consistency_token=`):
 //! it is then answered only once every partition the token names has been folded that far,
-//! waiting up to `query.wait_timeout_ms` (read-your-writes, invariant 6).
+//! waiting up to `query.wait_timeout_ms` (read-your-writes, invariant 6). Live progress is
+//! pushed over Server-Sent Events by [`super::stream`].
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
@@ -25,9 +27,10 @@ use crate::store::{FollowingStore, PartitionStatus, SqliteStore, StoreError};
 /// What the query handlers share.
 #[derive(Clone)]
 pub struct QueryState {
-    store: FollowingStore,
-    pipelines: Arc<BTreeMap<String, Pipeline>>,
+    pub(super) store: FollowingStore,
+    pub(super) pipelines: Arc<BTreeMap<String, Pipeline>>,
     wait_timeout: Duration,
+    pub(super) shutdown: CancellationToken,
 }
 
 impl QueryState {
@@ -38,7 +41,15 @@ impl QueryState {
             store,
             pipelines: Arc::new(pipelines),
             wait_timeout,
+            shutdown: CancellationToken::new(),
         }
+    }
+
+    /// Ends the live streams (`/v1/stream`) when `shutdown` fires, so a graceful shutdown
+    /// does not wait for the dashboards still connected.
+    pub fn with_shutdown(mut self, shutdown: CancellationToken) -> Self {
+        self.shutdown = shutdown;
+        self
     }
 }
 
@@ -55,6 +66,11 @@ pub fn router(state: QueryState) -> Router {
         .route("/v1/pipelines/{pipeline}/sessions", get(read_sessions))
         .route("/v1/users/{user_id}/event-counts", get(user_counts))
         .route("/v1/freshness", get(freshness))
+        .route("/v1/stream", get(super::stream::all_progress))
+        .route(
+            "/v1/pipelines/{pipeline}/stream",
+            get(super::stream::pipeline_progress),
+        )
         .with_state(state)
         .merge(super::dashboard::routes());
     crate::http::instrument(router, "query")
@@ -127,7 +143,7 @@ struct ReadParams {
     offset: Option<usize>,
 }
 
-fn as_of(partitions: &[PartitionStatus]) -> Value {
+pub(super) fn as_of(partitions: &[PartitionStatus]) -> Value {
     let entries: BTreeMap<String, Value> = partitions
         .iter()
         .map(|p| {
@@ -174,7 +190,7 @@ async fn visible(
     }
 }
 
-fn pipeline<'a>(state: &'a QueryState, name: &str) -> Result<&'a Pipeline, QueryError> {
+pub(super) fn pipeline<'a>(state: &'a QueryState, name: &str) -> Result<&'a Pipeline, QueryError> {
     state.pipelines.get(name).ok_or_else(|| {
         let known: Vec<&String> = state.pipelines.keys().collect();
         QueryError::NotFound(format!("no pipeline '{name}' (known: {known:?})"))

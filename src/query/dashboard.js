@@ -1,5 +1,6 @@
-// eventfold dashboard: polls the query API (relative URLs, same origin) every 2 s and draws
-// the page. Vanilla JS, no build step, no dependencies. All windows are event time: the
+// eventfold dashboard: refreshes from the query API (relative URLs, same origin) whenever the
+// server-sent progress stream says the folded offsets moved (at most once a second), and
+// polls every 2 s instead while the stream is not connected. Draws the page. Vanilla JS, no build step, no dependencies. All windows are event time: the
 // "latest minute" is the newest events-per-minute window in the data and "now" is the newest
 // event folded, never the browser clock (which only serves for lag and watermark age).
 (function () {
@@ -7,6 +8,8 @@
 
   const POLL_MS = 2000;
   const HIDDEN_POLL_MS = 10000;
+  const LIVE_POLL_MS = 15000; // a safety refresh while the stream pushes changes
+  const MIN_REFRESH_GAP_MS = 1000;
   const REQUEST_TIMEOUT_MS = 8000;
   const MINUTE = 60000;
   const CHART_MINUTES = 30;
@@ -37,6 +40,10 @@
     pollCount: 0,
     timer: null,
     polling: false,
+    again: false, // the stream announced a change during a poll: refresh once it ends
+    stream: null, // the EventSource of the chosen pipeline's progress
+    streamFor: null,
+    live: false, // the stream is open: changes are pushed, polling is only a safety net
     apiDown: false, // the last poll could not reach the API at all
     errors: [],
     data: emptyData(),
@@ -258,6 +265,7 @@
         markReachable();
         return;
       }
+      if (!state.stream || state.streamFor !== state.pipeline.name) connectStream();
       const fresh = await api("v1/freshness");
       markReachable();
       state.apiDown = false;
@@ -305,8 +313,52 @@
       state.polling = false;
       state.errors = errors;
       render(errors);
-      schedule(Math.max(0, (document.hidden ? HIDDEN_POLL_MS : POLL_MS) - (Date.now() - started)));
+      const period = state.again ? MIN_REFRESH_GAP_MS : document.hidden ? HIDDEN_POLL_MS : state.live ? LIVE_POLL_MS : POLL_MS;
+      state.again = false;
+      schedule(Math.max(0, period - (Date.now() - started)));
     }
+  }
+
+  // The server-sent progress of the chosen pipeline: each `progress` event means the folded
+  // offsets moved. If EventSource is missing or the stream closes, polling takes over (and
+  // the next poll opens a new stream).
+  function connectStream() {
+    if (state.stream) state.stream.close();
+    state.stream = null;
+    state.streamFor = null;
+    state.live = false;
+    if (typeof EventSource !== "function" || !state.pipeline) return;
+    const name = state.pipeline.name;
+    const stream = new EventSource(`v1/pipelines/${encodeURIComponent(name)}/stream`);
+    state.stream = stream;
+    state.streamFor = name;
+    stream.addEventListener("open", () => {
+      state.live = true;
+      renderStatus(state.errors);
+    });
+    stream.addEventListener("progress", (e) => {
+      state.live = true;
+      let parts = [];
+      try {
+        parts = JSON.parse(e.data).partitions || [];
+      } catch (_) { /* refresh anyway */ }
+      const folded = parts.reduce((sum, p) => sum + (p.last_offset + 1 || 0), 0);
+      if (folded !== state.lastFolded) refreshSoon();
+    });
+    stream.addEventListener("error", () => {
+      state.live = false;
+      if (stream.readyState === EventSource.CLOSED && state.stream === stream) {
+        state.stream = null;
+        state.streamFor = null;
+      }
+      renderStatus(state.errors);
+      refreshSoon();
+    });
+  }
+
+  function refreshSoon() {
+    if (state.polling) state.again = true;
+    else schedule(0);
   }
 
   function markReachable() {
@@ -372,10 +424,14 @@
       status = "stale";
       title = `No new events folded since ${hhmmss(state.lastChangeAt)} (browser time).`;
     } else {
-      status = "connected";
-      title = "Polling every 2 s.";
+      status = state.live ? "live" : "connected";
+      title = state.live ? "Live: the server pushes each change (server-sent events)." : "Polling every 2 s.";
     }
     el.dataset.state = status;
+    el.dataset.transport = state.live ? "stream" : "polling";
+    $("poll-note").textContent = state.live
+      ? "Live: refreshes when new events are folded (server-sent events)."
+      : "Refreshes every 2 s.";
     el.textContent = status === "offline" ? "disconnected" : status;
     el.title = title;
 

@@ -1,7 +1,9 @@
 //! The live dashboard served by `eventfold serve` at `/`: one self-contained page (HTML, CSS
-//! and vanilla JS embedded in the binary, no CDN, no build step) that polls the JSON routes
-//! of the query API every 2 s and draws KPIs, events per minute by type, top items, the
-//! purchase funnel, play-time percentiles and per-partition freshness.
+//! and vanilla JS embedded in the binary, no CDN, no build step) that reads the JSON routes
+//! of the query API whenever the progress stream (server-sent events) says new events were
+//! folded — polling every 2 s while the stream is not connected — and draws KPIs, events
+//! per minute by type, top items, the purchase funnel, play-time percentiles and
+//! per-partition freshness.
 //!
 //! The page uses relative URLs only (it also works behind a reverse proxy under a path
 //! prefix), and its Content-Security-Policy forbids loading anything from another origin.
@@ -16,7 +18,7 @@ const HTML: &str = include_str!("dashboard.html");
 const CSS: &str = include_str!("dashboard.css");
 const JS: &str = include_str!("dashboard.js");
 
-/// Same origin only: the page, its script and style, and the API it polls.
+/// Same origin only: the page, its script and style, and the API it reads and streams from.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
                    img-src 'self' data:; connect-src 'self'; object-src 'none'; \
                    base-uri 'none'; form-action 'none'";

@@ -1,10 +1,11 @@
-//! The query stage: reads the folded read models over HTTP (`eventfold serve`) and serves the
-//! live dashboard at `/`. Every answer
+//! The query stage: reads the folded read models over HTTP (`eventfold serve`), pushes the
+//! store's progress over Server-Sent Events and serves the live dashboard at `/`. Every answer
 //! carries how far the store has folded each partition, so freshness is data (invariant 6).
 
 mod api;
 mod config;
 mod dashboard;
+mod stream;
 
 pub use api::{router, QueryError, QueryState};
 pub use config::QueryConfig;

@@ -197,3 +197,135 @@ pub async fn wait_for_folded(store: &SqliteStore, events: u64) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// The read path running in this process: a registry, a fresh topic, a worker folding it
+/// into a fresh store with one pipeline, and the collector and query API (with the
+/// dashboard) served on loopback.
+pub struct ReadPath {
+    /// The pipeline's source topic.
+    pub topic: String,
+    /// Base URL of the query API.
+    pub query_url: String,
+    /// `POST` URL of the collector's events.
+    pub events_url: String,
+    /// The store the worker writes.
+    pub store: SqliteStore,
+    registry: TestRegistry,
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl ReadPath {
+    /// Starts everything over a fresh topic of `partitions` partitions; `pipeline` writes
+    /// the pipeline file's YAML for that topic.
+    pub async fn start(partitions: i32, pipeline: impl FnOnce(&str) -> String) -> ReadPath {
+        use eventfold::ingest::{CollectorConfig, CollectorState, EventProducer};
+        use eventfold::query::QueryState;
+        use eventfold::store::FollowingStore;
+        use eventfold::worker::{Worker, WorkerConfig};
+
+        let registry = TestRegistry::fresh().await;
+        let topic = fresh_topic("read-path", partitions).await;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let pipeline_path = dir.path().join("pipeline.yaml");
+        std::fs::write(&pipeline_path, pipeline(&topic)).expect("pipeline written");
+        let store_path = dir.path().join("store.db");
+        let store = SqliteStore::open(&store_path).expect("store opens");
+        let stop = CancellationToken::new();
+        let worker = Worker::build(
+            &kafka(),
+            WorkerConfig {
+                topic: topic.clone(),
+                group_id: unique("g"),
+                dead_letter_topic: unique("dlq"),
+                pipeline: Some(pipeline_path.clone()),
+                batch_linger_ms: 10,
+                ..Default::default()
+            },
+            eventfold::registry::RegistryClient::new(registry.url.clone()).expect("client"),
+            std::sync::Arc::new(store.clone()),
+        )
+        .await
+        .expect("worker builds");
+        let query = eventfold::query::router(
+            QueryState::new(
+                FollowingStore::open(&store_path).expect("store opens"),
+                vec![eventfold::pipeline::load_pipeline(&pipeline_path).expect("pipeline loads")],
+                Duration::from_secs(20),
+            )
+            .with_shutdown(stop.clone()),
+        );
+        let collector = eventfold::ingest::router(CollectorState::new(
+            EventProducer::new(&kafka(), &registry.url, &topic).expect("producer"),
+            CollectorConfig {
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        ));
+        let mut tasks = vec![tokio::spawn(worker.run(stop.clone()))];
+        let mut urls = Vec::new();
+        for router in [query, collector] {
+            let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+                .await
+                .expect("bind");
+            urls.push(format!(
+                "http://{}",
+                listener.local_addr().expect("address")
+            ));
+            let serve = eventfold::http::serve(listener, router, stop.clone());
+            tasks.push(tokio::spawn(async move {
+                serve.await.expect("server runs");
+            }));
+        }
+        ReadPath {
+            topic,
+            query_url: urls[0].clone(),
+            events_url: format!("{}/v1/events", urls[1]),
+            store,
+            registry,
+            stop,
+            tasks,
+            _dir: dir,
+        }
+    }
+
+    /// Posts events (JSON objects) to the collector; returns its consistency token.
+    pub async fn post(&self, events: &[serde_json::Value]) -> String {
+        let response = reqwest::Client::new()
+            .post(&self.events_url)
+            .json(events)
+            .send()
+            .await
+            .expect("collector answers");
+        assert_eq!(response.status(), reqwest::StatusCode::OK);
+        let body: serde_json::Value = response.json().await.expect("JSON answer");
+        body["consistency_token"]
+            .as_str()
+            .expect("a consistency token")
+            .to_owned()
+    }
+
+    /// `GET` on the query API; the status and JSON body.
+    pub async fn get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::get(format!("{}{path}", self.query_url))
+            .await
+            .expect("query API answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or_default())
+    }
+
+    /// The shutdown signal of every server and the worker.
+    pub fn shutdown(&self) -> CancellationToken {
+        self.stop.clone()
+    }
+
+    /// Stops the servers, the worker and the registry, waiting for each.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        for task in self.tasks {
+            task.await.expect("task ends cleanly");
+        }
+        self.registry.stop().await;
+    }
+}
