@@ -19,4 +19,4 @@ trap '[[ -n "$started" ]] && scripts/broker.sh stop "$port" || true' EXIT
 export EVENTFOLD__KAFKA__BOOTSTRAP_SERVERS="127.0.0.1:$port"
 export EVENTFOLD__LOG__FILTER="${EVENTFOLD__LOG__FILTER:-warn}"
 cargo build --release --quiet
-target/release/eventfold bench "$@"
+"${CARGO_TARGET_DIR:-target}/release/eventfold" bench "$@"

@@ -315,7 +315,8 @@ pub(super) async fn run_query_reporting(
         store,
         pipelines,
         std::time::Duration::from_millis(settings.query.wait_timeout_ms),
-    );
+    )
+    .with_shutdown(shutdown.clone());
     let router = crate::query::router(state).merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
