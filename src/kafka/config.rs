@@ -108,7 +108,10 @@ impl KafkaConfig {
             .set(
                 "heartbeat.interval.ms",
                 self.heartbeat_interval_ms.to_string(),
-            );
+            )
+            // A fetch waits at most this long for data: bounds how stale a quiet
+            // partition's reader gets (librdkafka's default is 500 ms).
+            .set("fetch.wait.max.ms", "50");
         config
     }
 }

@@ -57,7 +57,7 @@ const fn default_batch_max_events() -> usize {
 }
 
 const fn default_batch_linger_ms() -> u64 {
-    100
+    50
 }
 
 const fn default_dedup_horizon_events() -> i64 {
