@@ -116,7 +116,19 @@ pub trait ReadStore: Send + Sync + 'static {
     ) -> Result<BTreeMap<String, BTreeMap<EventType, u64>>, StoreError>;
 
     /// Every window and group of `aggregate` whose window overlaps `[from_ms, to_ms)`, with
-    /// the partitions' partials merged (invariant 4); with `sessions`, overlapping windows
+    /// the partitions' partials merged (invariant 4).
+    async fn aggregate_rows(
+        &self,
+        pipeline: &str,
+        aggregate: &str,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        self.aggregate_rows_merging(pipeline, aggregate, from_ms, to_ms, false)
+            .await
+    }
+
+    /// Like [`ReadStore::aggregate_rows`]; with `sessions`, overlapping windows
     /// of one group from different partitions are one session and merge into one row.
     async fn aggregate_rows_merging(
         &self,
