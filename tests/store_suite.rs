@@ -34,19 +34,28 @@ struct Stores {
 /// Removes what a store left behind when the test ends (passed or not).
 struct Cleanup {
     _folder: Option<tempfile::TempDir>,
-    schema: Option<(PostgresStore, String)>,
+    /// The server and the schema to drop.
+    schema: Option<(String, String)>,
 }
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
-        if let Some((store, schema)) = &self.schema {
-            let (store, schema) = (store.clone(), schema.clone());
+        // On its own thread and runtime with its own connection: the test's runtime is
+        // blocked in this drop, so the store's pooled connections cannot make progress.
+        if let Some((url, schema)) = self.schema.take() {
             std::thread::spawn(move || {
                 tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                     .expect("a runtime to drop the test schema")
-                    .block_on(store.drop_schema(&schema))
+                    .block_on(async {
+                        let (client, connection) =
+                            tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
+                        tokio::spawn(connection);
+                        client
+                            .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                            .await
+                    })
             })
             .join()
             .expect("dropping the test schema")
@@ -79,10 +88,10 @@ async fn postgres_stores() -> Stores {
         });
     Stores {
         fold: Arc::new(store.clone()),
-        read: Arc::new(store.clone()),
+        read: Arc::new(store),
         _cleanup: Cleanup {
             _folder: None,
-            schema: Some((store, schema)),
+            schema: Some((url, schema)),
         },
     }
 }
@@ -229,7 +238,12 @@ async fn empty_store_reads_nothing(stores: Stores) {
         PartitionProgress::default()
     );
     assert_eq!(stores.read.partitions().await.unwrap(), vec![]);
-    assert!(stores.read.all_user_event_counts().await.unwrap().is_empty());
+    assert!(stores
+        .read
+        .all_user_event_counts()
+        .await
+        .unwrap()
+        .is_empty());
     assert_eq!(
         stores.read.user_profile("shop", "nobody").await.unwrap(),
         None
@@ -376,8 +390,20 @@ async fn stale_batch_is_fenced_and_changes_nothing(stores: Stores) {
         clicks("u2", 0, 100_000),
         vec![partial("per_type", 60_000, 120_000, "[\"click\"]", 99)],
     );
-    let wrong = batch(0, Some(2), Some(shop.clone()), clicks("u2", 3, 100_000), vec![]);
-    let good = batch(1, None, Some(shop.clone()), clicks("u4", 0, 100_000), vec![]);
+    let wrong = batch(
+        0,
+        Some(2),
+        Some(shop.clone()),
+        clicks("u2", 3, 100_000),
+        vec![],
+    );
+    let good = batch(
+        1,
+        None,
+        Some(shop.clone()),
+        clicks("u4", 0, 100_000),
+        vec![],
+    );
     let stored = PartitionProgress {
         last_offset: Some(4),
         max_event_ms: Some(104_000),
@@ -412,15 +438,25 @@ async fn stale_batch_is_fenced_and_changes_nothing(stores: Stores) {
 }
 
 async fn concurrent_commits_from_one_offset_apply_once(stores: Stores) {
-    commit(&stores, vec![batch(0, None, None, clicks("u0", 0, 0), vec![])]).await;
+    commit(
+        &stores,
+        vec![batch(0, None, None, clicks("u0", 0, 0), vec![])],
+    )
+    .await;
     let attempts: Vec<_> = (0..8)
         .map(|i| {
             let fold = stores.fold.clone();
             let user = format!("w{i}");
             tokio::spawn(async move {
-                fold.commit(Arc::new(vec![batch(0, Some(4), None, clicks(&user, 5, 0), vec![])]))
-                    .await
-                    .unwrap()
+                fold.commit(Arc::new(vec![batch(
+                    0,
+                    Some(4),
+                    None,
+                    clicks(&user, 5, 0),
+                    vec![],
+                )]))
+                .await
+                .unwrap()
             })
         })
         .collect();
@@ -499,16 +535,17 @@ async fn snapshot_returns_seen_ids_within_horizon_and_live_partials(stores: Stor
     live.sort_by_key(|(start, ..)| *start);
     assert_eq!(
         live,
-        vec![
-            (900_000, 960_000, count(7)),
-            (960_000, 1_020_000, count(1))
-        ]
+        vec![(900_000, 960_000, count(7)), (960_000, 1_020_000, count(1))]
     );
     // Without a pipeline: no partials; another partition: nothing.
     let bare = stores.fold.snapshot(TOPIC, 0, 100, None).await.unwrap();
     assert_eq!(bare.seen.len(), 3);
     assert!(bare.partials.is_empty());
-    let other = stores.fold.snapshot(TOPIC, 1, 100, Some(shop)).await.unwrap();
+    let other = stores
+        .fold
+        .snapshot(TOPIC, 1, 100, Some(shop))
+        .await
+        .unwrap();
     assert_eq!(other.progress, PartitionProgress::default());
     assert!(other.seen.is_empty() && other.partials.is_empty());
 }
@@ -520,7 +557,15 @@ async fn old_seen_ids_are_forgotten_past_the_horizon(stores: Stores) {
         for offset in chunk * 5..chunk * 5 + 5 {
             builder.push_event(folded(
                 offset,
-                event(&format!("e{offset}"), EventType::Click, "u", "s", None, 0, None),
+                event(
+                    &format!("e{offset}"),
+                    EventType::Click,
+                    "u",
+                    "s",
+                    None,
+                    0,
+                    None,
+                ),
                 false,
             ));
         }
@@ -685,11 +730,63 @@ async fn projections_hold_exact_values(stores: Stores) {
         None,
         Some(shop.clone()),
         vec![
-            folded(0, event("1", EventType::PageView, "ann", "s1", Some("i1"), 5_000, None), false),
-            folded(1, event("2", EventType::Click, "ann", "s1", Some("i1"), 6_000, None), false),
-            folded(2, event("3", EventType::AddToCart, "ann", "s1", Some("i1"), 7_000, None), false),
-            folded(3, event("4", EventType::Purchase, "ann", "s1", Some("i1"), 8_000, Some(19.5)), false),
-            folded(4, event("5", EventType::PageView, "bob", "s2", Some("i2"), 4_000, None), false),
+            folded(
+                0,
+                event(
+                    "1",
+                    EventType::PageView,
+                    "ann",
+                    "s1",
+                    Some("i1"),
+                    5_000,
+                    None,
+                ),
+                false,
+            ),
+            folded(
+                1,
+                event("2", EventType::Click, "ann", "s1", Some("i1"), 6_000, None),
+                false,
+            ),
+            folded(
+                2,
+                event(
+                    "3",
+                    EventType::AddToCart,
+                    "ann",
+                    "s1",
+                    Some("i1"),
+                    7_000,
+                    None,
+                ),
+                false,
+            ),
+            folded(
+                3,
+                event(
+                    "4",
+                    EventType::Purchase,
+                    "ann",
+                    "s1",
+                    Some("i1"),
+                    8_000,
+                    Some(19.5),
+                ),
+                false,
+            ),
+            folded(
+                4,
+                event(
+                    "5",
+                    EventType::PageView,
+                    "bob",
+                    "s2",
+                    Some("i2"),
+                    4_000,
+                    None,
+                ),
+                false,
+            ),
         ],
         vec![],
     );
@@ -700,9 +797,37 @@ async fn projections_hold_exact_values(stores: Stores) {
         Some(4),
         Some(shop.clone()),
         vec![
-            folded(5, event("6", EventType::PageView, "ann", "s3", Some("i2"), 20_000, Some(0.5)), false),
-            folded(6, event("7", EventType::Click, "ann", "s1", None, 1_000, None), true),
-            folded(7, event("8", EventType::Purchase, "bob", "s2", Some("i2"), 9_000, Some(5.0)), false),
+            folded(
+                5,
+                event(
+                    "6",
+                    EventType::PageView,
+                    "ann",
+                    "s3",
+                    Some("i2"),
+                    20_000,
+                    Some(0.5),
+                ),
+                false,
+            ),
+            folded(
+                6,
+                event("7", EventType::Click, "ann", "s1", None, 1_000, None),
+                true,
+            ),
+            folded(
+                7,
+                event(
+                    "8",
+                    EventType::Purchase,
+                    "bob",
+                    "s2",
+                    Some("i2"),
+                    9_000,
+                    Some(5.0),
+                ),
+                false,
+            ),
         ],
         vec![],
     );
@@ -789,7 +914,15 @@ async fn listings_are_ordered_and_per_pipeline(stores: Stores) {
             let session = format!("s{}", 3 - n);
             folded(
                 n as i64,
-                event(&format!("e{n}"), EventType::Click, "u", &session, Some(item), 0, None),
+                event(
+                    &format!("e{n}"),
+                    EventType::Click,
+                    "u",
+                    &session,
+                    Some(item),
+                    0,
+                    None,
+                ),
                 false,
             )
         })
@@ -798,10 +931,18 @@ async fn listings_are_ordered_and_per_pipeline(stores: Stores) {
         1,
         None,
         Some(other),
-        vec![folded(0, event("x", EventType::PageView, "v", "t", Some("j"), 0, None), false)],
+        vec![folded(
+            0,
+            event("x", EventType::PageView, "v", "t", Some("j"), 0, None),
+            false,
+        )],
         vec![],
     );
-    commit(&stores, vec![batch(0, None, Some(shop), items, vec![]), theirs]).await;
+    commit(
+        &stores,
+        vec![batch(0, None, Some(shop), items, vec![]), theirs],
+    )
+    .await;
     let ids: Vec<String> = stores
         .read
         .item_profiles("shop")
@@ -825,5 +966,10 @@ async fn listings_are_ordered_and_per_pipeline(stores: Stores) {
     assert_eq!((theirs[0].item_id.as_str(), theirs[0].views), ("j", 1));
     assert_eq!(theirs[0].conversion_rate, Some(0.0));
     assert_eq!(stores.read.user_profile("other", "u").await.unwrap(), None);
-    assert!(stores.read.item_profiles("nobody").await.unwrap().is_empty());
+    assert!(stores
+        .read
+        .item_profiles("nobody")
+        .await
+        .unwrap()
+        .is_empty());
 }

@@ -34,7 +34,9 @@ impl QueryState {
     /// State over a store and the pipelines whose aggregates it holds.
     pub fn new(
         store: Arc<dyn ReadStore>,
-        pipelines: Vec<Pipeline>, wait_timeout: Duration) -> Self {
+        pipelines: Vec<Pipeline>,
+        wait_timeout: Duration,
+    ) -> Self {
         let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
         QueryState {
             store,

@@ -11,8 +11,8 @@ use std::sync::{Arc, RwLock};
 use crate::contracts::EventType;
 
 use super::{
-    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, SqliteStore,
-    StoreError, UserProfile,
+    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, SqliteStore, StoreError,
+    UserProfile,
 };
 
 /// Points `link` at `target` atomically (POSIX rename of a fresh symlink over `link`).
@@ -106,10 +106,7 @@ impl ReadStore for FollowingStore {
         self.current()?.item_profiles(pipeline).await
     }
 
-    async fn session_profiles(
-        &self,
-        pipeline: &str,
-    ) -> Result<Vec<SessionProfile>, StoreError> {
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
         self.current()?.session_profiles(pipeline).await
     }
 }

@@ -17,8 +17,7 @@ use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, Projecti
 use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
 use crate::store::read::merge_partials;
 use crate::store::{
-    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError,
-    UserProfile,
+    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
 };
 use crate::worker::{
     decode_hashes, encode_hashes, CommitOutcome, FoldBatch, FoldStore, FoldStoreError,
@@ -165,17 +164,6 @@ impl PostgresStore {
             .await
             .map_err(store.fail("applying migrations"))?;
         Ok(store)
-    }
-
-    /// Drops `schema` with everything in it (tests clean up their schema with this).
-    pub async fn drop_schema(&self, schema: &str) -> Result<(), StoreError> {
-        let statement = format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", schema.replace('"', ""));
-        async {
-            self.pool.get().await?.batch_execute(&statement).await?;
-            Ok(())
-        }
-        .await
-        .map_err(self.fail("dropping the schema"))
     }
 
     fn fail(&self, doing: &'static str) -> impl Fn(Failure) -> StoreError + '_ {
@@ -363,9 +351,7 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
         &[
             &batch.topic,
             &batch.partition,
-            &batch
-                .last_offset
-                .saturating_sub(batch.dedup_horizon_events),
+            &batch.last_offset.saturating_sub(batch.dedup_horizon_events),
         ],
     )
     .await?;
@@ -627,7 +613,9 @@ impl FoldStore for PostgresStore {
         async {
             let mut client = self.pool.get().await?;
             let tx = client.transaction().await?;
-            stored_progress(&tx, topic, partition).await
+            let progress = stored_progress(&tx, topic, partition).await?;
+            tx.commit().await?;
+            Ok(progress)
         }
         .await
         .map_err(self.fail("reading progress"))
@@ -649,7 +637,10 @@ impl FoldStore for PostgresStore {
                 .read_only(true)
                 .start()
                 .await?;
-            partition_snapshot(&tx, topic, partition, horizon, pipeline.as_deref()).await
+            let snapshot =
+                partition_snapshot(&tx, topic, partition, horizon, pipeline.as_deref()).await?;
+            tx.commit().await?;
+            Ok(snapshot)
         }
         .await
         .map_err(self.fail("reading a partition snapshot"))
@@ -855,10 +846,7 @@ impl ReadStore for PostgresStore {
             .collect())
     }
 
-    async fn session_profiles(
-        &self,
-        pipeline: &str,
-    ) -> Result<Vec<SessionProfile>, StoreError> {
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
         let rows = self
             .rows(
                 "listing session profiles",

@@ -83,13 +83,15 @@ pub(crate) fn session_deltas<'a>(
 ) -> BTreeMap<&'a str, SessionDelta<'a>> {
     let mut sessions: BTreeMap<&str, SessionDelta> = BTreeMap::new();
     for e in events {
-        let s = sessions.entry(e.session_id.as_str()).or_insert(SessionDelta {
-            user: e.user_id.as_str(),
-            start_ms: e.occurred_at,
-            end_ms: e.occurred_at,
-            events: 0,
-            converted: false,
-        });
+        let s = sessions
+            .entry(e.session_id.as_str())
+            .or_insert(SessionDelta {
+                user: e.user_id.as_str(),
+                start_ms: e.occurred_at,
+                end_ms: e.occurred_at,
+                events: 0,
+                converted: false,
+            });
         s.start_ms = s.start_ms.min(e.occurred_at);
         s.end_ms = s.end_ms.max(e.occurred_at);
         s.events += 1;

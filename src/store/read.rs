@@ -150,8 +150,7 @@ pub trait ReadStore: Send + Sync + 'static {
     async fn item_profiles(&self, pipeline: &str) -> Result<Vec<ItemProfile>, StoreError>;
 
     /// Every session's profile in `pipeline`, by session id.
-    async fn session_profiles(&self, pipeline: &str)
-        -> Result<Vec<SessionProfile>, StoreError>;
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError>;
 }
 
 /// Merges stored partials `(window start, window end, group, state)` of every partition into

@@ -14,8 +14,7 @@ use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, Projecti
 use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
 use crate::store::read::merge_partials;
 use crate::store::{
-    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError,
-    UserProfile,
+    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
 };
 use crate::worker::{
     decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
@@ -766,10 +765,7 @@ impl ReadStore for SqliteStore {
         SqliteStore::item_profiles(self, pipeline).await
     }
 
-    async fn session_profiles(
-        &self,
-        pipeline: &str,
-    ) -> Result<Vec<SessionProfile>, StoreError> {
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
         SqliteStore::session_profiles(self, pipeline).await
     }
 }
