@@ -125,6 +125,7 @@ impl Settings {
             }
         }
         masked.registry.url = mask_url_credentials(&masked.registry.url);
+        masked.store.url = masked.store.url.as_deref().map(mask_url_credentials);
         toml::to_string_pretty(&masked)
     }
 

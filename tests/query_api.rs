@@ -67,7 +67,7 @@ async fn read_your_writes_aggregates_projections_and_errors() {
     .unwrap();
     let worker = tokio::spawn(worker.run(stop.clone()));
     let query = router(QueryState::new(
-        FollowingStore::open(&dir.path().join("store.db")).unwrap(),
+        Arc::new(FollowingStore::open(&dir.path().join("store.db")).unwrap()),
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_secs(20),
     ));
@@ -192,7 +192,7 @@ async fn read_your_writes_aggregates_projections_and_errors() {
     }
     .encode();
     let slow = router(QueryState::new(
-        FollowingStore::open(&dir.path().join("store.db")).unwrap(),
+        Arc::new(FollowingStore::open(&dir.path().join("store.db")).unwrap()),
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_millis(200),
     ));

@@ -110,7 +110,7 @@ async fn a_changed_pipeline_is_rebuilt_beside_the_live_one_and_switched_atomical
 
     // Readers follow the link; they are configured with the new pipeline's aggregates.
     let reader = router(QueryState::new(
-        FollowingStore::open(&link).unwrap(),
+        Arc::new(FollowingStore::open(&link).unwrap()),
         vec![load_pipeline(&v2).unwrap()],
         Duration::from_secs(1),
     ));

@@ -130,7 +130,7 @@ async fn run_in(
     let query_url = serve(
         query(
             QueryState::new(
-                FollowingStore::open(&store_file)?,
+                Arc::new(FollowingStore::open(&store_file)?),
                 vec![pipeline.clone()],
                 Duration::from_secs(5),
             )

@@ -13,9 +13,8 @@ use crate::ingest::{EventGenerator, EventProducer};
 use crate::kafka::{ensure_topic, TopicSpec};
 use crate::registry::{RegistryClient, SchemaLog};
 use crate::settings::Settings;
-use crate::store::SqliteStore;
 use crate::telemetry::Readiness;
-use crate::worker::Worker;
+use crate::worker::{FoldStore, Worker};
 
 /// Runs the parsed command line.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -266,7 +265,7 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
 
 pub(super) async fn build_worker(
     settings: &Settings,
-    store: SqliteStore,
+    store: Arc<dyn FoldStore>,
     readiness: Readiness,
 ) -> anyhow::Result<Worker> {
     let registry = RegistryClient::new(settings.registry.url.clone())?;
@@ -274,7 +273,7 @@ pub(super) async fn build_worker(
         &settings.kafka,
         settings.worker.clone(),
         registry,
-        Arc::new(store),
+        store,
         readiness,
     )
     .await?;
@@ -283,7 +282,7 @@ pub(super) async fn build_worker(
 
 async fn run_worker(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let readiness = start_exporter(settings, shutdown.clone()).await?;
-    let store = SqliteStore::open(&settings.store.path)?;
+    let store = crate::store::open_fold_store(&settings.store).await?;
     let worker = build_worker(settings, store, readiness).await?;
     tracing::info!(topic = %settings.worker.topic, group = %settings.worker.group_id, "Worker folding.");
     worker.run(shutdown).await;
@@ -301,8 +300,8 @@ pub(super) async fn run_query_reporting(
     shutdown: CancellationToken,
     readiness: Readiness,
 ) -> anyhow::Result<()> {
-    let store = crate::store::FollowingStore::open(&settings.store.path)?;
-    readiness.set("store", store.current()?.partitions().await.is_ok());
+    let store = crate::store::open_read_store(&settings.store).await?;
+    readiness.set("store", store.partitions().await.is_ok());
     let listener = TcpListener::bind(settings.query.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.query.listen))?;
@@ -323,7 +322,7 @@ pub(super) async fn run_query_reporting(
 }
 
 async fn query(settings: &Settings, what: QueryWhat) -> anyhow::Result<()> {
-    let store = SqliteStore::open(&settings.store.path)?;
+    let store = crate::store::open_read_store(&settings.store).await?;
     let out = match what {
         QueryWhat::User { user_id } => {
             let counts = store.user_event_counts(&user_id).await?;

@@ -12,7 +12,6 @@ use super::commands::{
 use super::DemoArgs;
 use crate::ingest::{EventProducer, Workload, WorkloadConfig};
 use crate::settings::Settings;
-use crate::store::SqliteStore;
 
 /// Runs the demo until Ctrl-C.
 pub async fn run(
@@ -36,7 +35,7 @@ pub async fn run(
     ensure_interactions_topic(settings, 6).await?;
     let worker = build_worker(
         settings,
-        SqliteStore::open(&settings.store.path)?,
+        crate::store::open_fold_store(&settings.store).await?,
         readiness.clone(),
     )
     .await?;

@@ -22,12 +22,12 @@ use tokio_util::sync::CancellationToken;
 
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
-use crate::store::{FollowingStore, PartitionStatus, SqliteStore, StoreError};
+use crate::store::{PartitionStatus, ReadStore, StoreError};
 
 /// What the query handlers share.
 #[derive(Clone)]
 pub struct QueryState {
-    pub(super) store: FollowingStore,
+    pub(super) store: Arc<dyn ReadStore>,
     pub(super) pipelines: Arc<BTreeMap<String, Pipeline>>,
     wait_timeout: Duration,
     pub(super) shutdown: CancellationToken,
@@ -35,7 +35,11 @@ pub struct QueryState {
 
 impl QueryState {
     /// State over a store and the pipelines whose aggregates it holds.
-    pub fn new(store: FollowingStore, pipelines: Vec<Pipeline>, wait_timeout: Duration) -> Self {
+    pub fn new(
+        store: Arc<dyn ReadStore>,
+        pipelines: Vec<Pipeline>,
+        wait_timeout: Duration,
+    ) -> Self {
         let pipelines = pipelines.into_iter().map(|p| (p.name.clone(), p)).collect();
         QueryState {
             store,
@@ -162,13 +166,13 @@ async fn visible(
     token: Option<&str>,
 ) -> Result<Vec<PartitionStatus>, QueryError> {
     let Some(token) = token else {
-        return Ok(state.store.current()?.partitions().await?);
+        return Ok(state.store.partitions().await?);
     };
     let token =
         ConsistencyToken::decode(token).map_err(|e| QueryError::BadRequest(e.to_string()))?;
     let deadline = tokio::time::Instant::now() + state.wait_timeout;
     loop {
-        let partitions = state.store.current()?.partitions().await?;
+        let partitions = state.store.partitions().await?;
         let behind: BTreeMap<i32, i64> = token
             .offsets
             .iter()
@@ -256,7 +260,6 @@ async fn read_aggregate(
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
     let rows = state
         .store
-        .current()?
         .aggregate_rows_merging(
             &name,
             &aggregate,
@@ -286,7 +289,6 @@ async fn read_user(
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
     let profile = state
         .store
-        .current()?
         .user_profile(&name, &user_id)
         .await?
         .ok_or_else(|| QueryError::NotFound(format!("no user '{user_id}' in pipeline '{name}'")))?;
@@ -314,7 +316,7 @@ async fn listing<T, Fut>(
     name: &str,
     params: &ReadParams,
     key: &str,
-    load: impl FnOnce(SqliteStore) -> Fut,
+    load: impl FnOnce(Arc<dyn ReadStore>) -> Fut,
 ) -> Result<Json<Value>, QueryError>
 where
     T: serde::Serialize,
@@ -322,7 +324,7 @@ where
 {
     pipeline(state, name)?;
     let partitions = visible(state, params.consistency_token.as_deref()).await?;
-    let rows = load(state.store.current()?).await?;
+    let rows = load(state.store.clone()).await?;
     let mut body = serde_json::Map::new();
     body.insert(key.to_owned(), page(rows, params)?);
     body.insert("as_of".to_owned(), as_of(&partitions));
@@ -359,7 +361,7 @@ async fn user_counts(
     Query(params): Query<ReadParams>,
 ) -> Result<Json<Value>, QueryError> {
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let counts = state.store.current()?.user_event_counts(&user_id).await?;
+    let counts = state.store.user_event_counts(&user_id).await?;
     let counts: BTreeMap<&str, u64> = counts.iter().map(|(k, v)| (k.as_str(), *v)).collect();
     Ok(Json(json!({
         "user_id": user_id,
@@ -370,7 +372,7 @@ async fn user_counts(
 }
 
 async fn freshness(State(state): State<QueryState>) -> Result<Json<Value>, QueryError> {
-    let partitions = state.store.current()?.partitions().await?;
+    let partitions = state.store.partitions().await?;
     let watermarks: Vec<Value> = partitions
         .iter()
         .map(|p| {

@@ -111,7 +111,7 @@ async fn next_event(mut watch: Watch) -> Option<(Event, Watch)> {
 
 impl Watch {
     async fn read(&self) -> Result<Vec<PartitionStatus>, StoreError> {
-        let mut partitions = self.state.store.current()?.partitions().await?;
+        let mut partitions = self.state.store.partitions().await?;
         if let Some(scope) = &self.scope {
             partitions.retain(|p| p.topic == scope.topic);
         }

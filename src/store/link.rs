@@ -1,12 +1,19 @@
 //! Blue/green read models: the store path readers and workers are configured with can be a
 //! symbolic link to the live database file. A replay builds a new database beside it and
 //! then switches the link atomically (a new link renamed over the old one), so readers see
-//! either the old version or the new, complete one — never a half-built one.
+//! either the old version or the new, complete one — never a half-built one. SQLite only:
+//! a PostgreSQL store has no blue/green switch.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use super::{SqliteStore, StoreError};
+use crate::contracts::EventType;
+
+use super::{
+    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, SqliteStore, StoreError,
+    UserProfile,
+};
 
 /// Points `link` at `target` atomically (POSIX rename of a fresh symlink over `link`).
 pub fn switch_link(link: &Path, target: &Path) -> std::io::Result<()> {
@@ -52,5 +59,54 @@ impl FollowingStore {
         tracing::info!(path = %self.path.display(), target = %target.display(), "Read store switched.");
         *self.open.write().unwrap_or_else(|e| e.into_inner()) = (target, store.clone());
         Ok(store)
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadStore for FollowingStore {
+    async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
+        self.current()?.partitions().await
+    }
+
+    async fn user_event_counts(
+        &self,
+        user_id: &str,
+    ) -> Result<BTreeMap<EventType, u64>, StoreError> {
+        self.current()?.user_event_counts(user_id).await
+    }
+
+    async fn all_user_event_counts(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<EventType, u64>>, StoreError> {
+        self.current()?.all_user_event_counts().await
+    }
+
+    async fn aggregate_rows_merging(
+        &self,
+        pipeline: &str,
+        aggregate: &str,
+        from_ms: i64,
+        to_ms: i64,
+        sessions: bool,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        self.current()?
+            .aggregate_rows_merging(pipeline, aggregate, from_ms, to_ms, sessions)
+            .await
+    }
+
+    async fn user_profile(
+        &self,
+        pipeline: &str,
+        user_id: &str,
+    ) -> Result<Option<UserProfile>, StoreError> {
+        self.current()?.user_profile(pipeline, user_id).await
+    }
+
+    async fn item_profiles(&self, pipeline: &str) -> Result<Vec<ItemProfile>, StoreError> {
+        self.current()?.item_profiles(pipeline).await
+    }
+
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
+        self.current()?.session_profiles(pipeline).await
     }
 }

@@ -11,71 +11,15 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use crate::contracts::EventType;
 use crate::contracts::Interaction;
 use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
+use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
+use crate::store::read::merge_partials;
+use crate::store::{
+    AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
+};
 use crate::worker::{
     decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
     FoldStoreError, PartitionProgress, PartitionSnapshot,
 };
-
-/// A store operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    /// SQLite refused.
-    #[error("SQLite store {path}: {source}")]
-    Sqlite {
-        /// The database file.
-        path: String,
-        /// SQLite's error.
-        #[source]
-        source: rusqlite::Error,
-    },
-    /// The database folder could not be created.
-    #[error("cannot create the store folder for {path}: {source}")]
-    Folder {
-        /// The database file.
-        path: String,
-        /// The IO error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The blocking task died.
-    #[error("store task failed: {0}")]
-    Task(#[from] tokio::task::JoinError),
-}
-
-/// Progress and accounting of one partition (invariant 7: folded + duplicates +
-/// dead_lettered = read).
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct PartitionStatus {
-    /// Topic.
-    pub topic: String,
-    /// Partition.
-    pub partition: i32,
-    /// Last applied offset.
-    pub last_offset: i64,
-    /// Records read and accounted for.
-    pub read: u64,
-    /// Events folded into the projections.
-    pub folded: u64,
-    /// Events recognised as duplicates (same `event_id`), counted once.
-    pub duplicates: u64,
-    /// Records sent to the dead-letter topic.
-    pub dead_lettered: u64,
-    /// Distinct events too late for the pipeline's windows (copied to the late topic).
-    pub late: u64,
-    /// The highest event time folded (watermark = this − the pipeline's delay).
-    pub max_event_ms: Option<i64>,
-}
-
-/// One window and group of an aggregate, merged over every partition.
-#[derive(Debug, Clone, PartialEq)]
-pub struct AggregateRow {
-    /// The window.
-    pub window: Window,
-    /// The group key (a JSON array of the group-by values).
-    pub group: String,
-    /// The merged partial.
-    pub state: AggregateState,
-}
 
 const MIGRATIONS: &[&str] = &[
     r#"
@@ -336,90 +280,16 @@ impl SqliteStore {
                         row.get::<_, String>(3)?,
                     ))
                 })?;
-            let mut merged: BTreeMap<(i64, i64, String), AggregateState> = BTreeMap::new();
+            let mut partials = Vec::new();
             for row in rows {
                 let (start_ms, end_ms, group, state) = row?;
                 let state: AggregateState = serde_json::from_str(&state).map_err(corrupt)?;
-                match merged.entry((start_ms, end_ms, group)) {
-                    std::collections::btree_map::Entry::Vacant(slot) => {
-                        slot.insert(state);
-                    }
-                    std::collections::btree_map::Entry::Occupied(mut slot) => {
-                        slot.get_mut().merge(&state).map_err(corrupt)?
-                    }
-                }
+                partials.push((start_ms, end_ms, group, state));
             }
-            let rows: Vec<AggregateRow> = merged
-                .into_iter()
-                .map(|((start_ms, end_ms, group), state)| AggregateRow {
-                    window: Window { start_ms, end_ms },
-                    group,
-                    state,
-                })
-                .collect();
-            if sessions {
-                merge_overlapping(rows).map_err(corrupt)
-            } else {
-                Ok(rows)
-            }
+            merge_partials(partials, sessions).map_err(corrupt)
         })
         .await
     }
-}
-
-/// A user's read model.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct UserProfile {
-    /// The user.
-    pub user_id: String,
-    /// Earliest event time.
-    pub first_seen_ms: i64,
-    /// Latest event time.
-    pub last_seen_ms: i64,
-    /// Distinct events.
-    pub events: u64,
-    /// Sum of `value` over every event.
-    pub total_value: f64,
-    /// The session of the latest event.
-    pub current_session: String,
-    /// Events by type.
-    pub counts: BTreeMap<EventType, u64>,
-}
-
-/// An item's read model.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ItemProfile {
-    /// The item.
-    pub item_id: String,
-    /// page_view events.
-    pub views: u64,
-    /// click events.
-    pub clicks: u64,
-    /// add_to_cart events.
-    pub add_to_carts: u64,
-    /// purchase events.
-    pub purchases: u64,
-    /// purchases / views (`None` without views).
-    pub conversion_rate: Option<f64>,
-}
-
-/// A session's read model.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct SessionProfile {
-    /// The session.
-    pub session_id: String,
-    /// Its user.
-    pub user_id: String,
-    /// First event time.
-    pub start_ms: i64,
-    /// Last event time.
-    pub end_ms: i64,
-    /// end − start.
-    pub length_ms: i64,
-    /// Distinct events.
-    pub events: u64,
-    /// Whether it holds a purchase.
-    pub converted: bool,
 }
 
 impl SqliteStore {
@@ -504,25 +374,6 @@ impl SqliteStore {
     }
 }
 
-/// Merges rows of one group whose windows overlap (sessions split over partitions).
-fn merge_overlapping(
-    mut rows: Vec<AggregateRow>,
-) -> Result<Vec<AggregateRow>, crate::pipeline::AggregateError> {
-    rows.sort_by(|a, b| (&a.group, a.window.start_ms).cmp(&(&b.group, b.window.start_ms)));
-    let mut out: Vec<AggregateRow> = Vec::with_capacity(rows.len());
-    for row in rows {
-        match out.last_mut() {
-            Some(last) if last.group == row.group && row.window.start_ms < last.window.end_ms => {
-                last.window.end_ms = last.window.end_ms.max(row.window.end_ms);
-                last.state.merge(&row.state)?;
-            }
-            _ => out.push(row),
-        }
-    }
-    out.sort_by(|a, b| (a.window.start_ms, &a.group).cmp(&(b.window.start_ms, &b.group)));
-    Ok(out)
-}
-
 fn corrupt(error: impl std::error::Error + Send + Sync + 'static) -> rusqlite::Error {
     rusqlite::Error::ToSqlConversionFailure(Box::new(error))
 }
@@ -605,21 +456,13 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
             encode_hashes(&batch.seen)
         ])?;
     }
-    let mut counts: BTreeMap<(&str, EventType), i64> = BTreeMap::new();
-    let mut late = 0i64;
-    for folded_event in &batch.events {
-        let event = &folded_event.event;
-        *counts
-            .entry((event.user_id.as_str(), event.event_type))
-            .or_default() += 1;
-        late += i64::from(folded_event.late);
-    }
+    let late = batch.events.iter().filter(|e| e.late).count() as i64;
     let folded = batch.events.len() as i64 - late;
     let mut count = tx.prepare_cached(
         "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + excluded.count",
     )?;
-    for ((user, kind), n) in counts {
+    for ((user, kind), n) in event_counts(batch) {
         count.execute(params![user, kind.as_str(), n])?;
     }
     if let Some(pipeline) = &batch.pipeline {
@@ -778,24 +621,6 @@ fn project(
     let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
     let name = &pipeline.name;
     if keeps(ProjectionKind::User) {
-        // Per user in this batch: first and last time, events, value, session of the latest.
-        let mut users: BTreeMap<&str, (i64, i64, i64, f64, &str)> = BTreeMap::new();
-        for e in events {
-            let u = users.entry(e.user_id.as_str()).or_insert((
-                e.occurred_at,
-                e.occurred_at,
-                0,
-                0.0,
-                e.session_id.as_str(),
-            ));
-            u.0 = u.0.min(e.occurred_at);
-            if e.occurred_at >= u.1 {
-                u.1 = e.occurred_at;
-                u.4 = e.session_id.as_str();
-            }
-            u.2 += 1;
-            u.3 += e.value.unwrap_or(0.0);
-        }
         let mut user = tx.prepare_cached(
             "INSERT INTO user_profiles (pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -806,23 +631,13 @@ fn project(
                total_value = total_value + excluded.total_value,
                current_session = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.current_session ELSE current_session END",
         )?;
-        for (id, (first, last, n, value, session)) in users {
-            user.execute(params![name, id, first, last, n, value, session])?;
+        for (id, u) in user_deltas(events) {
+            user.execute(params![
+                name, id, u.first_ms, u.last_ms, u.events, u.value, u.session
+            ])?;
         }
     }
     if keeps(ProjectionKind::Item) {
-        let mut items: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
-        for e in events {
-            let Some(item_id) = &e.item_id else { continue };
-            let slot = match e.event_type {
-                EventType::PageView => 0,
-                EventType::Click => 1,
-                EventType::AddToCart => 2,
-                EventType::Purchase => 3,
-                _ => continue,
-            };
-            items.entry(item_id.as_str()).or_default()[slot] += 1;
-        }
         let mut item = tx.prepare_cached(
             "INSERT INTO item_profiles (pipeline, item_id, views, clicks, add_to_carts, purchases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -830,25 +645,11 @@ fn project(
                views = views + excluded.views, clicks = clicks + excluded.clicks,
                add_to_carts = add_to_carts + excluded.add_to_carts, purchases = purchases + excluded.purchases",
         )?;
-        for (id, [views, clicks, carts, purchases]) in items {
+        for (id, [views, clicks, carts, purchases]) in item_deltas(events) {
             item.execute(params![name, id, views, clicks, carts, purchases])?;
         }
     }
     if keeps(ProjectionKind::Session) {
-        let mut sessions: BTreeMap<&str, (&str, i64, i64, i64, bool)> = BTreeMap::new();
-        for e in events {
-            let s = sessions.entry(e.session_id.as_str()).or_insert((
-                e.user_id.as_str(),
-                e.occurred_at,
-                e.occurred_at,
-                0,
-                false,
-            ));
-            s.1 = s.1.min(e.occurred_at);
-            s.2 = s.2.max(e.occurred_at);
-            s.3 += 1;
-            s.4 |= e.event_type == EventType::Purchase;
-        }
         let mut session = tx.prepare_cached(
             "INSERT INTO session_profiles (pipeline, session_id, user_id, start_ms, end_ms, events, converted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -856,8 +657,16 @@ fn project(
                start_ms = min(start_ms, excluded.start_ms), end_ms = max(end_ms, excluded.end_ms),
                events = events + excluded.events, converted = max(converted, excluded.converted)",
         )?;
-        for (id, (user, start, end, n, converted)) in sessions {
-            session.execute(params![name, id, user, start, end, n, i64::from(converted)])?;
+        for (id, d) in session_deltas(events) {
+            session.execute(params![
+                name,
+                id,
+                d.user,
+                d.start_ms,
+                d.end_ms,
+                d.events,
+                i64::from(d.converted)
+            ])?;
         }
     }
     Ok(())
@@ -910,5 +719,53 @@ impl FoldStore for SqliteStore {
         })
         .await
         .map_err(|e| FoldStoreError(Box::new(e)))
+    }
+}
+
+#[async_trait::async_trait]
+impl ReadStore for SqliteStore {
+    async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
+        SqliteStore::partitions(self).await
+    }
+
+    async fn user_event_counts(
+        &self,
+        user_id: &str,
+    ) -> Result<BTreeMap<EventType, u64>, StoreError> {
+        SqliteStore::user_event_counts(self, user_id).await
+    }
+
+    async fn all_user_event_counts(
+        &self,
+    ) -> Result<BTreeMap<String, BTreeMap<EventType, u64>>, StoreError> {
+        SqliteStore::all_user_event_counts(self).await
+    }
+
+    async fn aggregate_rows_merging(
+        &self,
+        pipeline: &str,
+        aggregate: &str,
+        from_ms: i64,
+        to_ms: i64,
+        sessions: bool,
+    ) -> Result<Vec<AggregateRow>, StoreError> {
+        SqliteStore::aggregate_rows_merging(self, pipeline, aggregate, from_ms, to_ms, sessions)
+            .await
+    }
+
+    async fn user_profile(
+        &self,
+        pipeline: &str,
+        user_id: &str,
+    ) -> Result<Option<UserProfile>, StoreError> {
+        SqliteStore::user_profile(self, pipeline, user_id).await
+    }
+
+    async fn item_profiles(&self, pipeline: &str) -> Result<Vec<ItemProfile>, StoreError> {
+        SqliteStore::item_profiles(self, pipeline).await
+    }
+
+    async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
+        SqliteStore::session_profiles(self, pipeline).await
     }
 }

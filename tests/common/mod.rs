@@ -250,7 +250,7 @@ impl ReadPath {
         .expect("worker builds");
         let query = eventfold::query::router(
             QueryState::new(
-                FollowingStore::open(&store_path).expect("store opens"),
+                std::sync::Arc::new(FollowingStore::open(&store_path).expect("store opens")),
                 vec![eventfold::pipeline::load_pipeline(&pipeline_path).expect("pipeline loads")],
                 Duration::from_secs(20),
             )
