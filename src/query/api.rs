@@ -20,9 +20,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
+use super::answers::{AnswerCache, StoreVersion};
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
 use crate::store::{PartitionStatus, ReadStore, StoreError};
+
+/// How many aggregate answers are kept for reuse (see [`AnswerCache`]).
+const ANSWERS_KEPT: usize = 512;
 
 /// What the query handlers share.
 #[derive(Clone)]
@@ -31,6 +35,7 @@ pub struct QueryState {
     pub(super) pipelines: Arc<BTreeMap<String, Pipeline>>,
     wait_timeout: Duration,
     pub(super) shutdown: CancellationToken,
+    answers: Arc<AnswerCache>,
 }
 
 impl QueryState {
@@ -46,6 +51,7 @@ impl QueryState {
             pipelines: Arc::new(pipelines),
             wait_timeout,
             shutdown: CancellationToken::new(),
+            answers: Arc::new(AnswerCache::new(ANSWERS_KEPT)),
         }
     }
 
@@ -257,26 +263,38 @@ async fn read_aggregate(
             "from ({from}) must be before to ({to})"
         )));
     }
+    let identity = state.store.identity()?;
     let partitions = visible(&state, params.consistency_token.as_deref()).await?;
-    let rows = state
-        .store
-        .aggregate_rows_merging(
-            &name,
-            &aggregate,
-            from,
-            to,
-            matches!(spec.window, WindowSpec::Session { .. }),
-        )
-        .await?;
-    let windows: Vec<Value> = rows
-        .into_iter()
-        .map(|row| {
-            let group: Value = serde_json::from_str(&row.group).unwrap_or(Value::Null);
-            json!({"start_ms": row.window.start_ms, "end_ms": row.window.end_ms, "group": group, "value": result_json(row.state.result(&spec.params))})
-        })
-        .collect();
+    let version = StoreVersion::new(identity, &partitions);
+    let windows = match state.answers.get(&name, &aggregate, (from, to), &version) {
+        Some(windows) => windows,
+        None => {
+            let rows = state
+                .store
+                .aggregate_rows_merging(
+                    &name,
+                    &aggregate,
+                    from,
+                    to,
+                    matches!(spec.window, WindowSpec::Session { .. }),
+                )
+                .await?;
+            let windows: Vec<Value> = rows
+                .into_iter()
+                .map(|row| {
+                    let group: Value = serde_json::from_str(&row.group).unwrap_or(Value::Null);
+                    json!({"start_ms": row.window.start_ms, "end_ms": row.window.end_ms, "group": group, "value": result_json(row.state.result(&spec.params))})
+                })
+                .collect();
+            let windows = Arc::new(Value::Array(windows));
+            state
+                .answers
+                .put(&name, &aggregate, (from, to), version, windows.clone());
+            windows
+        }
+    };
     Ok(Json(
-        json!({ "pipeline": name, "aggregate": aggregate, "group_by": spec.group_by, "windows": windows, "as_of": as_of(&partitions) }),
+        json!({ "pipeline": name, "aggregate": aggregate, "group_by": spec.group_by, "windows": &*windows, "as_of": as_of(&partitions) }),
     ))
 }
 

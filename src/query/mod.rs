@@ -2,6 +2,7 @@
 //! store's progress over Server-Sent Events and serves the live dashboard at `/`. Every answer
 //! carries how far the store has folded each partition, so freshness is data (invariant 6).
 
+mod answers;
 mod api;
 mod config;
 mod dashboard;

@@ -64,6 +64,10 @@ impl FollowingStore {
 
 #[async_trait::async_trait]
 impl ReadStore for FollowingStore {
+    fn identity(&self) -> Result<String, StoreError> {
+        self.current()?.identity()
+    }
+
     async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
         self.current()?.partitions().await
     }

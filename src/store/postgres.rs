@@ -704,6 +704,10 @@ fn event_type(symbol: &str) -> EventType {
 
 #[async_trait::async_trait]
 impl ReadStore for PostgresStore {
+    fn identity(&self) -> Result<String, StoreError> {
+        Ok(format!("postgres:{}", self.label))
+    }
+
     async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
         let rows = self
             .rows(

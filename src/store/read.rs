@@ -101,6 +101,10 @@ pub struct SessionProfile {
 /// What the query stage reads from a store.
 #[async_trait::async_trait]
 pub trait ReadStore: Send + Sync + 'static {
+    /// Which database answers now (it changes when a blue/green switch moves readers), so a
+    /// reader can tell two answers with the same offsets apart.
+    fn identity(&self) -> Result<String, StoreError>;
+
     /// Every partition's progress and accounting, by topic and partition.
     async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError>;
 

@@ -724,6 +724,10 @@ impl FoldStore for SqliteStore {
 
 #[async_trait::async_trait]
 impl ReadStore for SqliteStore {
+    fn identity(&self) -> Result<String, StoreError> {
+        Ok(format!("sqlite:{}", self.path))
+    }
+
     async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
         SqliteStore::partitions(self).await
     }
