@@ -109,9 +109,10 @@ impl KafkaConfig {
                 "heartbeat.interval.ms",
                 self.heartbeat_interval_ms.to_string(),
             )
-            // A fetch waits at most this long for data: bounds how stale a quiet
-            // partition's reader gets (librdkafka's default is 500 ms).
-            .set("fetch.wait.max.ms", "50");
+            // A fetch waits at most this long for data (librdkafka's default is 500 ms):
+            // bounds how long a newly appended record can wait for the next fetch on
+            // brokers that do not answer a waiting fetch as soon as data arrives.
+            .set("fetch.wait.max.ms", "100");
         config
     }
 }
