@@ -71,6 +71,16 @@ for _ in $(seq 1 20); do
 done
 [[ -n "$found" ]] || die "found no usable port for the broker (tried 20 ports up to $port)"
 
+# PostgreSQL (the store suite runs against it): start the local cluster if it is installed
+# but stopped; the suite itself fails with a clear message when none answers.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    if command -v pg_ctlcluster >/dev/null 2>&1 && [[ -d /etc/postgresql ]]; then
+        for version in /etc/postgresql/*; do
+            pg_ctlcluster --skip-systemctl-redirect "$(basename "$version")" main start || true
+        done
+    fi
+fi
+
 export EVENTFOLD_TEST_BROKERS="127.0.0.1:$port"
 export EVENTFOLD_TEST_PYTHON="$ROOT/.tools/venv/bin/python"
 
