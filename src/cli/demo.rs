@@ -45,8 +45,9 @@ pub async fn run(
         async move { run_query_reporting(&settings, shutdown, readiness).await }
     });
     println!(
-        "eventfold demo running: registry {} · query API http://{}/v1/pipelines · Ctrl-C to stop",
-        settings.registry.url, settings.query.listen
+        "eventfold demo running: dashboard http://{listen}/ · query API http://{listen}/v1/pipelines · registry {} · Ctrl-C to stop",
+        settings.registry.url,
+        listen = settings.query.listen
     );
     let producer = EventProducer::new(
         &settings.kafka,
