@@ -306,7 +306,7 @@ spec:
       {{- if or $postgres $env }}
       env:
         {{- if $postgres }}
-        - name: EVENTFOLD__STORE__POSTGRES_URL
+        - name: EVENTFOLD__STORE__URL
           valueFrom:
             secretKeyRef:
               name: {{ include "eventfold.postgresSecretName" $root }}
