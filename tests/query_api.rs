@@ -71,13 +71,16 @@ async fn read_your_writes_aggregates_projections_and_errors() {
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_secs(20),
     ));
-    let ingest = collector(CollectorState::new(
-        EventProducer::new(&kafka(), &registry.url, &topic).unwrap(),
-        CollectorConfig {
-            topic: topic.clone(),
-            ..Default::default()
-        },
-    ));
+    let ingest = collector(
+        CollectorState::new(
+            EventProducer::new(&kafka(), &registry.url, &topic).unwrap(),
+            CollectorConfig {
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )
+        .expect("write keys"),
+    );
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -132,7 +132,7 @@ pub(super) async fn run_collector(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, topic = %config.topic, "Collector serving.");
-    let state = crate::ingest::CollectorState::new(producer, config.clone());
+    let state = crate::ingest::CollectorState::new(producer, config.clone())?;
     let router = crate::ingest::router(state).merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())

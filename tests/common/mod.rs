@@ -256,13 +256,16 @@ impl ReadPath {
             )
             .with_shutdown(stop.clone()),
         );
-        let collector = eventfold::ingest::router(CollectorState::new(
-            EventProducer::new(&kafka(), &registry.url, &topic).expect("producer"),
-            CollectorConfig {
-                topic: topic.clone(),
-                ..Default::default()
-            },
-        ));
+        let collector = eventfold::ingest::router(
+            CollectorState::new(
+                EventProducer::new(&kafka(), &registry.url, &topic).expect("producer"),
+                CollectorConfig {
+                    topic: topic.clone(),
+                    ..Default::default()
+                },
+            )
+            .expect("write keys"),
+        );
         let mut tasks = vec![tokio::spawn(worker.run(stop.clone()))];
         let mut urls = Vec::new();
         for router in [query, collector] {
