@@ -103,7 +103,9 @@ pub(super) async fn run_registry_reporting(
         .await
         .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
     tracing::info!(address = %settings.registry.listen, topic = %settings.registry.topic, "Schema registry serving.");
-    let router = crate::registry::router(log).merge(crate::telemetry::health_router(readiness));
+    let router =
+        crate::registry::require_credentials(crate::registry::router(log), &settings.registry)
+            .merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
@@ -115,7 +117,7 @@ pub(super) async fn run_collector(
 ) -> anyhow::Result<()> {
     let readiness = start_exporter(settings, shutdown.clone()).await?;
     let config = &settings.collector;
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     readiness.set("registry", registry.check().await.is_ok());
     readiness.set(
         "broker",
@@ -123,7 +125,7 @@ pub(super) async fn run_collector(
     );
     let producer = EventProducer::with_timeouts(
         &settings.kafka,
-        &settings.registry.url,
+        settings.registry.endpoint(),
         &config.topic,
         std::time::Duration::from_millis(config.queue_timeout_ms),
         std::time::Duration::from_millis(config.delivery_timeout_ms),
@@ -140,7 +142,7 @@ pub(super) async fn run_collector(
 
 pub(super) async fn register_contracts(settings: &Settings, topic: &str) -> anyhow::Result<()> {
     let subject = format!("{topic}-value");
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     for version in InteractionVersion::ALL {
         let id = registry
             .register(&subject, version.text())
@@ -242,7 +244,7 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
     ensure_interactions_topic(settings, args.partitions).await?;
     let producer = EventProducer::new(
         &settings.kafka,
-        &settings.registry.url,
+        settings.registry.endpoint(),
         &settings.worker.topic,
     )?;
     let generator = EventGenerator::new(args.seed, args.users, args.items, now_ms());
@@ -268,7 +270,7 @@ pub(super) async fn build_worker(
     store: Arc<dyn FoldStore>,
     readiness: Readiness,
 ) -> anyhow::Result<Worker> {
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     let worker = Worker::build_reporting(
         &settings.kafka,
         settings.worker.clone(),
