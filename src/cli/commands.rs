@@ -302,6 +302,9 @@ pub(super) async fn run_query_reporting(
     shutdown: CancellationToken,
     readiness: Readiness,
 ) -> anyhow::Result<()> {
+    if let Some(problem) = settings.query.exposure_problem() {
+        anyhow::bail!(problem);
+    }
     let store = crate::store::open_read_store(&settings.store).await?;
     readiness.set("store", store.partitions().await.is_ok());
     let listener = TcpListener::bind(settings.query.listen)
@@ -318,7 +321,8 @@ pub(super) async fn run_query_reporting(
         std::time::Duration::from_millis(settings.query.wait_timeout_ms),
     )
     .with_shutdown(shutdown.clone());
-    let router = crate::query::router(state).merge(crate::telemetry::health_router(readiness));
+    let router = crate::query::require_read_token(crate::query::router(state), &settings.query)
+        .merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
