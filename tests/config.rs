@@ -110,6 +110,19 @@ fn layering_errors_and_masking() {
             && printed.contains("group_id = \"env-group\""),
         "{printed}"
     );
+    // `eventfold hash-secret` prints the digest the settings take (the line break is not hashed).
+    let mut hashing = Command::new(env!("CARGO_BIN_EXE_eventfold"))
+        .arg("hash-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hashing.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let hashed = hashing.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(hashed.stdout).unwrap(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
+    );
     let bad = Command::new(env!("CARGO_BIN_EXE_eventfold"))
         .arg("config")
         .env("EVENTFOLD__KAFKA__SESSION_TIMEOUT_MS", "abc")

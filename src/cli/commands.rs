@@ -52,6 +52,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml()?);
             Ok(())
         }
+        Command::HashSecret => {
+            let mut secret = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut secret)?;
+            let secret = secret
+                .strip_suffix('\n')
+                .map(|s| s.strip_suffix('\r').unwrap_or(s))
+                .unwrap_or(&secret);
+            println!("{}", crate::access::SecretDigest::of(secret.as_bytes()));
+            Ok(())
+        }
     }
 }
 
