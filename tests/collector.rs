@@ -690,3 +690,81 @@ async fn cors_preflight_answers_only_allowed_origins() {
         .unwrap();
     assert_eq!(denied.headers().get("access-control-allow-origin"), None);
 }
+
+/// A log sink the test reads back.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn keys_and_tokens_never_reach_the_log() {
+    let log = CapturedLog::default();
+    let sink = log.clone();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish(),
+    );
+    let config = CollectorConfig {
+        write_keys: vec![WriteKey {
+            app: "web".to_owned(),
+            key_sha256: SecretDigest::of(b"web-secret"),
+            rate_per_second: None,
+            burst: None,
+        }],
+        ..Default::default()
+    };
+    let state = state(
+        &KafkaConfig::local("127.0.0.1:1"),
+        "http://127.0.0.1:1",
+        "unused",
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(eventfold::http::serve(
+        listener,
+        router(state),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{url}?token=query-secret"))
+        .header("content-type", "application/json")
+        .header("x-eventfold-key", "wrong-secret")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let empty = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer web-secret")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    stop.cancel();
+    server.await.unwrap().unwrap();
+
+    let printed = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(printed.contains("path=/v1/events"), "{printed}");
+    for secret in ["wrong-secret", "web-secret", "query-secret"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
+}
