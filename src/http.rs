@@ -1,4 +1,5 @@
-//! Serving a router: request metrics by route template, request tracing, TCP_NODELAY (no
+//! Serving a router: request metrics by route template, request tracing (method and path,
+//! never the query string, which may hold the dashboard's read token), TCP_NODELAY (no
 //! 40 ms delayed-ACK stalls on small responses) and graceful shutdown, shared by every HTTP
 //! stage.
 
@@ -48,7 +49,10 @@ pub async fn serve(
             tracing::debug!(%error, "Cannot set TCP_NODELAY.");
         }
     });
-    axum::serve(listener, router.layer(TraceLayer::new_for_http()))
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request| {
+        tracing::debug_span!("request", method = %request.method(), path = %request.uri().path())
+    });
+    axum::serve(listener, router.layer(trace))
         .with_graceful_shutdown(async move { shutdown.cancelled().await })
         .await
 }

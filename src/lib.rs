@@ -8,6 +8,7 @@
 //! transaction) → [`query`] (reading the folded state). [`kafka`], [`telemetry`] and
 //! [`settings`] are shared plumbing; [`cli`] wires the stages into the `eventfold` binary.
 
+pub mod access;
 pub mod cli;
 pub mod contracts;
 pub mod http;

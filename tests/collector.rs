@@ -1,6 +1,7 @@
 //! The collector over HTTP: every bad-input case with its exact status and error body, the
 //! happy path in JSON, NDJSON and gzip against a real broker, and a broker that stops
-//! answering mid-run (503 with Retry-After; every acknowledged event is in the topic).
+//! answering mid-run (503 with Retry-After; every acknowledged event is in the topic); write
+//! keys (401/403, nothing produced), one app's rate limit (429) and CORS preflights.
 
 mod common;
 
@@ -11,8 +12,11 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{fresh_topic, kafka, unique, TestRegistry};
+use eventfold::access::SecretDigest;
 use eventfold::contracts::Interaction;
-use eventfold::ingest::{router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer};
+use eventfold::ingest::{
+    router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer, WriteKey,
+};
 use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use eventfold::registry::{InteractionDecoder, RegistryClient};
 use http_body_util::BodyExt;
@@ -56,7 +60,7 @@ fn state(
         Duration::from_millis(config.delivery_timeout_ms),
     )
     .unwrap();
-    CollectorState::new(producer, config)
+    CollectorState::new(producer, config).expect("write keys")
 }
 
 async fn post(
@@ -526,4 +530,241 @@ async fn a_stalled_broker_gets_503_and_no_acknowledged_event_is_lost() {
         missing.remove(&decoder.decode(message.payload()).await.unwrap().event_id);
     }
     registry.stop().await;
+}
+
+/// Posts one event as `key` (in `X-Eventfold-Key`, or as a bearer token when `bearer`).
+async fn post_as(
+    state: &CollectorState,
+    key: Option<&str>,
+    bearer: bool,
+    event: &Value,
+) -> (StatusCode, Value, Option<String>) {
+    let mut request = Request::post("/v1/events").header("content-type", "application/json");
+    match (key, bearer) {
+        (Some(key), false) => request = request.header("x-eventfold-key", key),
+        (Some(key), true) => request = request.header("authorization", format!("Bearer {key}")),
+        (None, _) => {}
+    }
+    let body = serde_json::to_vec(&json!([event])).unwrap();
+    let response = router(state.clone())
+        .oneshot(request.body(Body::from(body)).unwrap())
+        .await
+        .unwrap();
+    let status = response.status();
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().unwrap().to_owned());
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap(), retry_after)
+}
+
+#[tokio::test]
+async fn write_keys_refuse_strangers_and_limit_each_app_separately() {
+    let registry = TestRegistry::fresh().await;
+    let topic = fresh_topic("keyed", 1).await;
+    let config = CollectorConfig {
+        write_keys: vec![
+            WriteKey {
+                app: "web".to_owned(),
+                key_sha256: SecretDigest::of(b"web-secret"),
+                rate_per_second: Some(0.1),
+                burst: Some(2),
+            },
+            WriteKey {
+                app: "ios".to_owned(),
+                key_sha256: SecretDigest::of(b"ios-secret"),
+                rate_per_second: None,
+                burst: None,
+            },
+        ],
+        ..Default::default()
+    };
+    let state = state(&kafka(), &registry.url, &topic, config);
+
+    let (status, body, _) = post_as(&state, None, false, &event("u0", "click")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        body,
+        json!({"error": "missing_key", "message": "send the app's write key in x-eventfold-key or Authorization: Bearer"})
+    );
+    let (status, body, _) = post_as(&state, Some("web-secreT"), false, &event("u0", "click")).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        body,
+        json!({"error": "invalid_key", "message": "the write key is not known"})
+    );
+
+    let mut accepted = Vec::new();
+    for (key, bearer) in [("web-secret", false), ("web-secret", true)] {
+        let sent = event("u1", "click");
+        let (status, body, _) = post_as(&state, Some(key), bearer, &sent).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        accepted.push(sent["event_id"].clone());
+    }
+    // web's burst of 2 is spent and it refills at 0.1/s: the next token is ~10 s away.
+    let (status, body, retry_after) =
+        post_as(&state, Some("web-secret"), false, &event("u2", "click")).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(retry_after.as_deref(), Some("10"));
+    assert_eq!(
+        body,
+        json!({"error": "rate_limited", "message": "this app sends more requests than it may; retry after 10 s"})
+    );
+    // Another app's key is not limited by web's bucket.
+    let sent = event("u3", "click");
+    let (status, body, _) = post_as(&state, Some("ios-secret"), false, &sent).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["events"],
+        json!([{"index": 0, "partition": 0, "offset": 2}])
+    );
+    accepted.push(sent["event_id"].clone());
+
+    // Offsets 0, 1, 2 hold exactly the three accepted events: nothing refused was produced.
+    let records = read_back(&topic, &registry.url, 3).await;
+    let found: Vec<(i32, i64, Value)> = records
+        .into_iter()
+        .map(|(partition, offset, event)| (partition, offset, json!(event.event_id.to_string())))
+        .collect();
+    let expected: Vec<(i32, i64, Value)> = accepted
+        .into_iter()
+        .enumerate()
+        .map(|(i, id)| (0, i as i64, id))
+        .collect();
+    assert_eq!(found, expected);
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn cors_preflight_answers_only_allowed_origins() {
+    let config = CollectorConfig {
+        cors_allowed_origins: vec!["https://shop.example".to_owned()],
+        ..Default::default()
+    };
+    let state = state(
+        &KafkaConfig::local("127.0.0.1:1"),
+        "http://127.0.0.1:1",
+        "unused",
+        config,
+    );
+    let preflight = |origin: &str| {
+        Request::builder()
+            .method("OPTIONS")
+            .uri("/v1/events")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "content-type,x-eventfold-key",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = router(state.clone())
+        .oneshot(preflight("https://shop.example"))
+        .await
+        .unwrap();
+    assert_eq!(allowed.status(), StatusCode::OK);
+    let header = |name: &str| {
+        allowed
+            .headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_owned())
+    };
+    assert_eq!(
+        (
+            header("access-control-allow-origin"),
+            header("access-control-allow-methods"),
+            header("access-control-allow-headers"),
+        ),
+        (
+            Some("https://shop.example".to_owned()),
+            Some("POST".to_owned()),
+            Some("content-type,content-encoding,x-eventfold-key,traceparent".to_owned()),
+        )
+    );
+    let denied = router(state)
+        .oneshot(preflight("https://evil.example"))
+        .await
+        .unwrap();
+    assert_eq!(denied.headers().get("access-control-allow-origin"), None);
+}
+
+/// A log sink the test reads back.
+#[derive(Clone, Default)]
+struct CapturedLog(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Write for CapturedLog {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn keys_and_tokens_never_reach_the_log() {
+    let log = CapturedLog::default();
+    let sink = log.clone();
+    let _subscriber = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || sink.clone())
+            .finish(),
+    );
+    let config = CollectorConfig {
+        write_keys: vec![WriteKey {
+            app: "web".to_owned(),
+            key_sha256: SecretDigest::of(b"web-secret"),
+            rate_per_second: None,
+            burst: None,
+        }],
+        ..Default::default()
+    };
+    let state = state(
+        &KafkaConfig::local("127.0.0.1:1"),
+        "http://127.0.0.1:1",
+        "unused",
+        config,
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1/events", listener.local_addr().unwrap());
+    let stop = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(eventfold::http::serve(
+        listener,
+        router(state),
+        stop.clone(),
+    ));
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(format!("{url}?token=query-secret"))
+        .header("content-type", "application/json")
+        .header("x-eventfold-key", "wrong-secret")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let empty = client
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("authorization", "Bearer web-secret")
+        .body("[]")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status(), 400);
+    stop.cancel();
+    server.await.unwrap().unwrap();
+
+    let printed = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    assert!(printed.contains("path=/v1/events"), "{printed}");
+    for secret in ["wrong-secret", "web-secret", "query-secret"] {
+        assert!(!printed.contains(secret), "{secret} in {printed}");
+    }
 }

@@ -63,6 +63,9 @@ fn layering_errors_and_masking() {
         ("[collector]\ndelivery_timeout_ms = 10\n", "collector.delivery_timeout_ms: must be at least 1000"),
         ("[log]\nformat = \"xml\"\n", "log.format"),
         ("[metrics]\nenabled = \"maybe\"\n", "metrics.enabled"),
+        ("[[collector.write_keys]]\napp = \"web\"\nkey_sha256 = \"abc\"\n", "a SHA-256 digest is 64 hex digits, got 3 characters"),
+        ("[collector]\nrate_per_second = 0\n", "collector.rate_per_second: every rate must be positive"),
+        ("[collector]\ncors_allowed_origins = [\"https://shop.example/\"]\n", "collector.cors_allowed_origins: 'https://shop.example/' is not an origin"),
     ];
     for (contents, expected) in cases {
         let error = load_error(contents);
@@ -76,16 +79,25 @@ fn layering_errors_and_masking() {
     );
 
     // `eventfold config` prints the effective settings with secrets masked.
-    let secret = file("[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"app\"\n[registry]\nurl = \"https://user:pa55@registry:8081\"\n");
+    let secret = file("[kafka.properties]\n\"sasl.password\" = \"hunter2\"\n\"sasl.username\" = \"app\"\n[registry]\nurl = \"https://user:pa55@registry:8081\"\nusername = \"ci\"\n[[collector.write_keys]]\napp = \"web\"\nkey_sha256 = \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\"\n");
     let output = Command::new(env!("CARGO_BIN_EXE_eventfold"))
         .args(["--config", secret.path().to_str().unwrap(), "config"])
         .env("EVENTFOLD__WORKER__GROUP_ID", "env-group")
+        .env("EVENTFOLD__REGISTRY__PASSWORD", "regpa55word")
         .output()
         .unwrap();
     assert!(output.status.success());
     let printed = String::from_utf8(output.stdout).unwrap();
     assert!(
         !printed.contains("hunter2") && !printed.contains("pa55"),
+        "{printed}"
+    );
+    // The registry client's password is masked; write keys are stored only as digests.
+    assert!(
+        printed.contains("username = \"ci\"\npassword = \"****\"")
+            && printed.contains(
+                "key_sha256 = \"ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\""
+            ),
         "{printed}"
     );
     assert!(
@@ -97,6 +109,19 @@ fn layering_errors_and_masking() {
         printed.contains("https://****@registry:8081")
             && printed.contains("group_id = \"env-group\""),
         "{printed}"
+    );
+    // `eventfold hash-secret` prints the digest the settings take (the line break is not hashed).
+    let mut hashing = Command::new(env!("CARGO_BIN_EXE_eventfold"))
+        .arg("hash-secret")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    hashing.stdin.take().unwrap().write_all(b"abc\n").unwrap();
+    let hashed = hashing.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8(hashed.stdout).unwrap(),
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad\n"
     );
     let bad = Command::new(env!("CARGO_BIN_EXE_eventfold"))
         .arg("config")

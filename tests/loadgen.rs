@@ -32,7 +32,7 @@ async fn loadgen_through_the_collector_matches_its_ground_truth() {
     let collector_url = format!("http://{}", listener.local_addr().unwrap());
     let server = tokio::spawn(eventfold::http::serve(
         listener,
-        router(CollectorState::new(producer, collector_config.clone())),
+        router(CollectorState::new(producer, collector_config.clone()).expect("write keys")),
         stop.clone(),
     ));
 

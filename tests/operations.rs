@@ -106,13 +106,16 @@ async fn metrics_and_readiness_follow_the_events() {
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let producer = EventProducer::new(&kafka(), &registry.url, &topic).unwrap();
-    let collector = router(CollectorState::new(
-        producer,
-        CollectorConfig {
-            topic: topic.clone(),
-            ..Default::default()
-        },
-    ));
+    let collector = router(
+        CollectorState::new(
+            producer,
+            CollectorConfig {
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )
+        .expect("write keys"),
+    );
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -1,6 +1,7 @@
 //! The query API against a real broker: read-your-writes with the collector's consistency
 //! token, aggregates merged over partitions, projections with paging, freshness, the live
-//! progress stream (server-sent events), and every error with its status.
+//! progress stream (server-sent events), and every error with its status; the read token
+//! (401/403/200, the dashboard's `?token=`, open health routes) and the exposure check.
 
 mod common;
 
@@ -10,11 +11,12 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{fresh_topic, kafka, unique, ReadPath, TestRegistry};
+use eventfold::access::SecretDigest;
 use eventfold::ingest::{
     router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventProducer,
 };
 use eventfold::pipeline::load_pipeline;
-use eventfold::query::{router, QueryState};
+use eventfold::query::{require_read_token, router, QueryConfig, QueryState};
 use eventfold::registry::RegistryClient;
 use eventfold::store::{FollowingStore, SqliteStore};
 use eventfold::worker::{Worker, WorkerConfig};
@@ -71,13 +73,16 @@ async fn read_your_writes_aggregates_projections_and_errors() {
         vec![load_pipeline(&pipeline_path).unwrap()],
         Duration::from_secs(20),
     ));
-    let ingest = collector(CollectorState::new(
-        EventProducer::new(&kafka(), &registry.url, &topic).unwrap(),
-        CollectorConfig {
-            topic: topic.clone(),
-            ..Default::default()
-        },
-    ));
+    let ingest = collector(
+        CollectorState::new(
+            EventProducer::new(&kafka(), &registry.url, &topic).unwrap(),
+            CollectorConfig {
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )
+        .expect("write keys"),
+    );
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -392,4 +397,98 @@ async fn the_progress_stream_pushes_new_offsets_and_ends_on_shutdown() {
     assert_eq!(frames.next().await, None);
     assert_eq!(all.next().await, None);
     path.stop().await;
+}
+
+#[tokio::test]
+async fn the_read_token_guards_the_api_and_the_dashboard_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline_path = dir.path().join("shop.yaml");
+    std::fs::write(
+        &pipeline_path,
+        "name: shop\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s}\naggregates:\n  - {name: per_type, window: {tumbling: 1m}, group_by: [event_type], aggregate: count}\n",
+    )
+    .unwrap();
+    SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    let config = QueryConfig {
+        read_token_sha256: Some(SecretDigest::of(b"reader-token")),
+        ..QueryConfig::default()
+    };
+    let guarded = require_read_token(
+        router(QueryState::new(
+            Arc::new(FollowingStore::open(&dir.path().join("store.db")).unwrap()),
+            vec![load_pipeline(&pipeline_path).unwrap()],
+            Duration::from_secs(1),
+        )),
+        &config,
+    )
+    .merge(eventfold::telemetry::health_router(Default::default()));
+    let get = |path: &str, authorization: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let answer = guarded
+            .clone()
+            .oneshot(request.body(Body::empty()).unwrap());
+        async move {
+            let response = answer.await.unwrap();
+            let status = response.status();
+            let bytes = response.into_body().collect().await.unwrap().to_bytes();
+            (
+                status,
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null),
+            )
+        }
+    };
+
+    assert_eq!(
+        get("/v1/pipelines", None).await,
+        (
+            StatusCode::UNAUTHORIZED,
+            json!({"error": "missing_token", "message": "send the read token as Authorization: Bearer <token> (or ?token=<token> for the dashboard)"})
+        )
+    );
+    assert_eq!(
+        get("/v1/pipelines", Some("Bearer reader-tokeN")).await,
+        (
+            StatusCode::FORBIDDEN,
+            json!({"error": "invalid_token", "message": "the read token is not valid"})
+        )
+    );
+    let (status, body) = get("/v1/pipelines", Some("Bearer reader-token")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["pipelines"][0]["name"], json!("shop"), "{body}");
+    assert_eq!(get("/", None).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(get("/?token=reader-token", None).await.0, StatusCode::OK);
+    assert_eq!(
+        get("/v1/freshness?token=nope", None).await.0,
+        StatusCode::FORBIDDEN
+    );
+    for open in ["/dashboard.js", "/dashboard.css", "/healthz"] {
+        assert_eq!(get(open, None).await.0, StatusCode::OK, "{open}");
+    }
+
+    // Without a token, only loopback (or an explicit opt-in) may serve.
+    let exposed = QueryConfig {
+        listen: "0.0.0.0:8090".parse().unwrap(),
+        ..QueryConfig::default()
+    };
+    assert_eq!(
+        exposed.exposure_problem().as_deref(),
+        Some("query.listen is 0.0.0.0:8090 (not loopback) and no query.read_token_sha256 is set: set a read token (eventfold hash-secret) or query.allow_anonymous = true")
+    );
+    let opted_in = QueryConfig {
+        allow_anonymous: true,
+        ..exposed.clone()
+    };
+    assert_eq!(opted_in.exposure_problem(), None);
+    assert_eq!(QueryConfig::default().exposure_problem(), None);
+    assert_eq!(
+        QueryConfig {
+            read_token_sha256: config.read_token_sha256,
+            ..exposed
+        }
+        .exposure_problem(),
+        None
+    );
 }

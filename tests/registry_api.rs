@@ -1,9 +1,15 @@
 //! The registry's REST API against a real broker: every endpoint, and every error with the
-//! exact status and Confluent error code.
+//! exact status and Confluent error code; HTTP basic credentials on writes (and on reads when
+//! they are closed).
 
 mod common;
 
-use common::{call, schema_body, TestRegistry};
+use common::{call, call_as, schema_body, unique, TestRegistry};
+use eventfold::access::{Secret, SecretDigest};
+use eventfold::registry::{
+    InteractionEncoder, RegistryClient, RegistryClientError, RegistryConfig, RegistryEndpoint,
+    RegistryUser,
+};
 use serde_json::json;
 
 fn record(name: &str, fields: serde_json::Value) -> serde_json::Value {
@@ -434,6 +440,135 @@ async fn bad_input_gets_confluent_errors() {
             .await
             .body,
         json!([1])
+    );
+    registry.stop().await;
+}
+
+fn guarded(open_reads: bool) -> RegistryConfig {
+    RegistryConfig {
+        topic: unique("_schemas"),
+        basic_auth: vec![RegistryUser {
+            user: "ci".to_owned(),
+            password_sha256: SecretDigest::of(b"s3cret"),
+        }],
+        open_reads,
+        ..RegistryConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn writes_need_credentials_and_refusals_change_nothing() {
+    let registry = TestRegistry::start_with(guarded(true)).await;
+    let url = registry.url.as_str();
+    let body = schema_body(&record(
+        "Thing",
+        json!([{ "name": "id", "type": "string" }]),
+    ));
+    let path = "/subjects/things/versions";
+
+    let missing = call(url, "POST", path, Some(&body)).await;
+    assert_eq!(
+        (missing.status, missing.body),
+        (
+            401,
+            json!({"error_code": 40101, "message": "this request needs HTTP basic credentials"})
+        )
+    );
+    assert_eq!(
+        missing.content_type,
+        "application/vnd.schemaregistry.v1+json"
+    );
+    let challenge = reqwest::Client::new()
+        .delete(format!("{url}/subjects/things"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        challenge.headers().get("www-authenticate").unwrap(),
+        "Basic realm=\"eventfold-registry\""
+    );
+    for credentials in [("ci", "wrong"), ("other", "s3cret")] {
+        let wrong = call_as(url, Some(credentials), "POST", path, Some(&body)).await;
+        assert_eq!(
+            (wrong.status, wrong.body),
+            (
+                403,
+                json!({"error_code": 40301, "message": "the user or password is not known"})
+            )
+        );
+    }
+    // Reads are open by default; nothing was registered by the refused writes.
+    assert_eq!(call(url, "GET", "/subjects", None).await.body, json!([]));
+    let written = call_as(url, Some(("ci", "s3cret")), "POST", path, Some(&body)).await;
+    assert_eq!((written.status, written.body), (200, json!({"id": 1})));
+    let refused = call(url, "DELETE", "/subjects/things", None).await;
+    assert_eq!(refused.status, 401);
+    let refused = call_as(
+        url,
+        Some(("ci", "nope")),
+        "PUT",
+        "/config/things",
+        Some("{\"compatibility\": \"NONE\"}"),
+    )
+    .await;
+    assert_eq!(refused.status, 403);
+    assert_eq!(
+        call(url, "GET", "/subjects/things/versions", None)
+            .await
+            .body,
+        json!([1])
+    );
+    assert_eq!(call(url, "GET", "/config/things", None).await.status, 404);
+    registry.stop().await;
+}
+
+#[tokio::test]
+async fn closed_reads_need_credentials_too() {
+    let registry = TestRegistry::start_with(guarded(false)).await;
+    let url = registry.url.as_str();
+    let anonymous = call(url, "GET", "/subjects", None).await;
+    assert_eq!(
+        (anonymous.status, anonymous.body["error_code"].clone()),
+        (401, json!(40101))
+    );
+    let wrong = call_as(url, Some(("ci", "x")), "GET", "/subjects", None).await;
+    assert_eq!(
+        (wrong.status, wrong.body["error_code"].clone()),
+        (403, json!(40301))
+    );
+    let known = call_as(url, Some(("ci", "s3cret")), "GET", "/subjects", None).await;
+    assert_eq!((known.status, known.body), (200, json!([])));
+
+    // The stages' clients send `registry.username` and `registry.password`.
+    let endpoint = RegistryEndpoint {
+        url: registry.url.clone(),
+        credentials: Some(("ci".to_owned(), Secret::new("s3cret"))),
+    };
+    let schema = record("Client", json!([{ "name": "id", "type": "string" }])).to_string();
+    let anonymous = RegistryClient::new(url).unwrap();
+    assert!(matches!(
+        anonymous.register("clients-value", &schema).await,
+        Err(RegistryClientError::Refused {
+            status: 401,
+            error_code: 40101,
+            ..
+        })
+    ));
+    let client = RegistryClient::new(endpoint.clone()).unwrap();
+    assert_eq!(client.register("clients-value", &schema).await.unwrap(), 1);
+    let event = eventfold::ingest::EventGenerator::new(7, 10, 10, 1_700_000_000_000)
+        .next()
+        .unwrap();
+    let encoded = InteractionEncoder::new(endpoint, "clicks")
+        .encode(&event)
+        .await
+        .unwrap();
+    assert_eq!(&encoded[..5], &[0, 0, 0, 0, 2]);
+    assert_eq!(
+        call_as(url, Some(("ci", "s3cret")), "GET", "/subjects", None)
+            .await
+            .body,
+        json!(["clicks-value", "clients-value"])
     );
     registry.stop().await;
 }

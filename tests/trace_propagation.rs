@@ -78,13 +78,16 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
     let worker = tokio::spawn(worker.run(stop.clone()));
 
     let producer = EventProducer::new(&kafka(), &registry.url, &topic).unwrap();
-    let collector = router(CollectorState::new(
-        producer,
-        CollectorConfig {
-            topic: topic.clone(),
-            ..Default::default()
-        },
-    ));
+    let collector = router(
+        CollectorState::new(
+            producer,
+            CollectorConfig {
+                topic: topic.clone(),
+                ..Default::default()
+            },
+        )
+        .expect("write keys"),
+    );
     let trace_id = "4bf92f3577b34da6a3ce929d0e0e4736";
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

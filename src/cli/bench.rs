@@ -152,7 +152,7 @@ async fn ingest(
     let url = format!("http://{}/v1/events", listener.local_addr()?);
     tokio::spawn(crate::http::serve(
         listener,
-        router(CollectorState::new(event_producer, collector_config)),
+        router(CollectorState::new(event_producer, collector_config)?),
         stop.clone(),
     ));
     let bodies: Vec<Batch> = events

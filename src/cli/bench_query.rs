@@ -172,7 +172,7 @@ async fn run_in(
                 topic: topic.clone(),
                 ..CollectorConfig::default()
             },
-        )),
+        )?),
         stop,
     )
     .await?

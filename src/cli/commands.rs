@@ -52,6 +52,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             print!("{}", settings.to_masked_toml()?);
             Ok(())
         }
+        Command::HashSecret => {
+            let mut secret = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut secret)?;
+            let secret = secret
+                .strip_suffix('\n')
+                .map(|s| s.strip_suffix('\r').unwrap_or(s))
+                .unwrap_or(&secret);
+            println!("{}", crate::access::SecretDigest::of(secret.as_bytes()));
+            Ok(())
+        }
     }
 }
 
@@ -103,7 +113,9 @@ pub(super) async fn run_registry_reporting(
         .await
         .with_context(|| format!("cannot listen on {}", settings.registry.listen))?;
     tracing::info!(address = %settings.registry.listen, topic = %settings.registry.topic, "Schema registry serving.");
-    let router = crate::registry::router(log).merge(crate::telemetry::health_router(readiness));
+    let router =
+        crate::registry::require_credentials(crate::registry::router(log), &settings.registry)
+            .merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }
@@ -115,7 +127,7 @@ pub(super) async fn run_collector(
 ) -> anyhow::Result<()> {
     let readiness = start_exporter(settings, shutdown.clone()).await?;
     let config = &settings.collector;
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     readiness.set("registry", registry.check().await.is_ok());
     readiness.set(
         "broker",
@@ -123,7 +135,7 @@ pub(super) async fn run_collector(
     );
     let producer = EventProducer::with_timeouts(
         &settings.kafka,
-        &settings.registry.url,
+        settings.registry.endpoint(),
         &config.topic,
         std::time::Duration::from_millis(config.queue_timeout_ms),
         std::time::Duration::from_millis(config.delivery_timeout_ms),
@@ -132,7 +144,7 @@ pub(super) async fn run_collector(
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     tracing::info!(address = %config.listen, topic = %config.topic, "Collector serving.");
-    let state = crate::ingest::CollectorState::new(producer, config.clone());
+    let state = crate::ingest::CollectorState::new(producer, config.clone())?;
     let router = crate::ingest::router(state).merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
@@ -140,7 +152,7 @@ pub(super) async fn run_collector(
 
 pub(super) async fn register_contracts(settings: &Settings, topic: &str) -> anyhow::Result<()> {
     let subject = format!("{topic}-value");
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     for version in InteractionVersion::ALL {
         let id = registry
             .register(&subject, version.text())
@@ -242,7 +254,7 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
     ensure_interactions_topic(settings, args.partitions).await?;
     let producer = EventProducer::new(
         &settings.kafka,
-        &settings.registry.url,
+        settings.registry.endpoint(),
         &settings.worker.topic,
     )?;
     let generator = EventGenerator::new(args.seed, args.users, args.items, now_ms());
@@ -268,7 +280,7 @@ pub(super) async fn build_worker(
     store: Arc<dyn FoldStore>,
     readiness: Readiness,
 ) -> anyhow::Result<Worker> {
-    let registry = RegistryClient::new(settings.registry.url.clone())?;
+    let registry = RegistryClient::new(settings.registry.endpoint())?;
     let worker = Worker::build_reporting(
         &settings.kafka,
         settings.worker.clone(),
@@ -300,6 +312,9 @@ pub(super) async fn run_query_reporting(
     shutdown: CancellationToken,
     readiness: Readiness,
 ) -> anyhow::Result<()> {
+    if let Some(problem) = settings.query.exposure_problem() {
+        anyhow::bail!(problem);
+    }
     let store = crate::store::open_read_store(&settings.store).await?;
     readiness.set("store", store.partitions().await.is_ok());
     let listener = TcpListener::bind(settings.query.listen)
@@ -316,7 +331,8 @@ pub(super) async fn run_query_reporting(
         std::time::Duration::from_millis(settings.query.wait_timeout_ms),
     )
     .with_shutdown(shutdown.clone());
-    let router = crate::query::router(state).merge(crate::telemetry::health_router(readiness));
+    let router = crate::query::require_read_token(crate::query::router(state), &settings.query)
+        .merge(crate::telemetry::health_router(readiness));
     crate::http::serve(listener, router, shutdown).await?;
     Ok(())
 }

@@ -30,7 +30,7 @@ pub async fn run(
             (settings.clone(), shutdown.clone(), readiness.clone());
         async move { run_registry_reporting(&settings, shutdown, readiness).await }
     });
-    wait_for_registry(&settings.registry.url).await?;
+    wait_for_registry(settings.registry.endpoint()).await?;
     register_contracts(settings, &settings.worker.topic).await?;
     ensure_interactions_topic(settings, 6).await?;
     let worker = build_worker(
@@ -51,7 +51,7 @@ pub async fn run(
     );
     let producer = EventProducer::new(
         &settings.kafka,
-        &settings.registry.url,
+        settings.registry.endpoint(),
         &settings.worker.topic,
     )?;
     let now = std::time::SystemTime::now()
@@ -85,13 +85,13 @@ pub async fn run(
     Ok(())
 }
 
-async fn wait_for_registry(url: &str) -> anyhow::Result<()> {
-    let registry = crate::registry::RegistryClient::new(url)?;
+async fn wait_for_registry(registry: crate::registry::RegistryEndpoint) -> anyhow::Result<()> {
+    let registry = crate::registry::RegistryClient::new(registry)?;
     for _ in 0..100 {
         if registry.check().await.is_ok() {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    anyhow::bail!("the schema registry did not come up at {url}")
+    anyhow::bail!("the schema registry did not come up at {}", registry.url())
 }

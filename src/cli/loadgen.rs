@@ -181,7 +181,7 @@ impl Sender {
             },
             Target::Kafka => Sender::Kafka(Box::new(EventProducer::new(
                 &settings.kafka,
-                &settings.registry.url,
+                settings.registry.endpoint(),
                 &settings.collector.topic,
             )?)),
         })

@@ -80,6 +80,9 @@ pub enum Command {
     },
     /// Print the effective settings (defaults < file < environment) as TOML.
     Config,
+    /// Print the SHA-256 (hex) of the secret read from stdin (without its final line break),
+    /// for `key_sha256`, `password_sha256` and `read_token_sha256`.
+    HashSecret,
 }
 
 /// What `eventfold schema` does.

@@ -8,20 +8,22 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::{json, Value};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::token::ConsistencyToken;
 use super::validate::{validate_event, EventJson, EventLimits, FieldError};
+use super::write_keys::{KeyRefusal, WriteKeys, WriteKeysError, WRITE_KEY_HEADER};
 use super::{CollectorConfig, EventProducer};
 use crate::contracts::Interaction;
 use crate::telemetry::metrics as names;
@@ -34,26 +36,55 @@ pub struct CollectorState {
     producer: Arc<EventProducer>,
     config: Arc<CollectorConfig>,
     limits: Arc<EventLimits>,
+    keys: Arc<WriteKeys>,
 }
 
 impl CollectorState {
-    /// State over a producer and the collector's settings.
-    pub fn new(producer: EventProducer, config: CollectorConfig) -> Self {
+    /// State over a producer and the collector's settings (reads the write keys file).
+    pub fn new(producer: EventProducer, config: CollectorConfig) -> Result<Self, WriteKeysError> {
         let limits = config.limits();
-        CollectorState {
+        let keys = WriteKeys::load(
+            &config.write_keys,
+            config.write_keys_file.as_deref(),
+            config.rate_per_second,
+            config.burst,
+        )?;
+        Ok(CollectorState {
             producer: Arc::new(producer),
             config: Arc::new(config),
             limits: Arc::new(limits),
-        }
+            keys: Arc::new(keys),
+        })
     }
 }
 
-/// The collector's routes.
+/// The collector's routes, answering CORS for the allowed origins.
 pub fn router(state: CollectorState) -> Router {
+    let origins: Vec<HeaderValue> = state
+        .config
+        .cors_allowed_origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
     let router = Router::new()
         .route("/v1/events", post(collect))
         .with_state(state);
-    crate::http::instrument(router, "collector")
+    let router = crate::http::instrument(router, "collector");
+    if origins.is_empty() {
+        return router;
+    }
+    router.layer(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::POST])
+            .allow_headers([
+                CONTENT_TYPE,
+                CONTENT_ENCODING,
+                HeaderName::from_static(WRITE_KEY_HEADER),
+                HeaderName::from_static(TRACEPARENT),
+            ])
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 fn count_events(outcome: &'static str, n: usize) {
@@ -82,6 +113,8 @@ struct Accepted {
 /// A refused request.
 #[derive(Debug)]
 pub enum CollectError {
+    /// 401, 403 or 429.
+    Refused(KeyRefusal),
     /// 415.
     UnsupportedMediaType(String),
     /// 413, body.
@@ -107,6 +140,26 @@ pub enum CollectError {
 impl IntoResponse for CollectError {
     fn into_response(self) -> Response {
         let (status, body) = match self {
+            CollectError::Refused(KeyRefusal::Missing) => (
+                StatusCode::UNAUTHORIZED,
+                json!({"error": "missing_key", "message": format!("send the app's write key in {WRITE_KEY_HEADER} or Authorization: Bearer")}),
+            ),
+            CollectError::Refused(KeyRefusal::Invalid) => (
+                StatusCode::FORBIDDEN,
+                json!({"error": "invalid_key", "message": "the write key is not known"}),
+            ),
+            CollectError::Refused(KeyRefusal::RateLimited(wait)) => {
+                let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
+                let mut response = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    Json(json!({"error": "rate_limited", "message": format!("this app sends more requests than it may; retry after {seconds} s")})),
+                )
+                    .into_response();
+                response
+                    .headers_mut()
+                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
+                return response;
+            }
             CollectError::UnsupportedMediaType(found) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({"error": "unsupported_media_type", "message": format!("content type '{found}' is not accepted; send application/json (an array of events) or application/x-ndjson (one event per line)")}),
@@ -312,6 +365,10 @@ async fn collect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CollectError> {
+    state
+        .keys
+        .admit(&headers, Instant::now())
+        .map_err(CollectError::Refused)?;
     let format = format_of(&headers)?;
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
     let now = now_ms();

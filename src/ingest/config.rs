@@ -1,8 +1,11 @@
 //! Settings of the collector (section `[collector]`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
+
+use super::WriteKey;
 
 /// How `eventfold collect` accepts events from apps.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +35,21 @@ pub struct CollectorConfig {
     /// How old an event may be.
     #[serde(default = "default_max_age_ms")]
     pub max_age_ms: i64,
+    /// Apps' write keys (digests only); none here and no file = open, for local use.
+    #[serde(default)]
+    pub write_keys: Vec<WriteKey>,
+    /// A file of more keys, one `app:sha256hex` per line.
+    #[serde(default)]
+    pub write_keys_file: Option<PathBuf>,
+    /// Requests per second per app, unless its key entry says otherwise.
+    #[serde(default = "default_rate_per_second")]
+    pub rate_per_second: f64,
+    /// Requests at once per app, unless its key entry says otherwise.
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+    /// Browser origins allowed to post events (CORS); empty = no CORS headers.
+    #[serde(default)]
+    pub cors_allowed_origins: Vec<String>,
 }
 
 fn default_listen() -> SocketAddr {
@@ -66,6 +84,14 @@ const fn default_max_age_ms() -> i64 {
     7 * 24 * 3600 * 1000
 }
 
+const fn default_rate_per_second() -> f64 {
+    100.0
+}
+
+const fn default_burst() -> u32 {
+    200
+}
+
 impl Default for CollectorConfig {
     fn default() -> Self {
         CollectorConfig {
@@ -77,6 +103,11 @@ impl Default for CollectorConfig {
             delivery_timeout_ms: default_delivery_timeout_ms(),
             max_future_ms: default_max_future_ms(),
             max_age_ms: default_max_age_ms(),
+            write_keys: Vec::new(),
+            write_keys_file: None,
+            rate_per_second: default_rate_per_second(),
+            burst: default_burst(),
+            cors_allowed_origins: Vec::new(),
         }
     }
 }
@@ -107,6 +138,24 @@ impl CollectorConfig {
             problems.push(
                 "collector.max_future_ms and collector.max_age_ms: must be positive".to_owned(),
             );
+        }
+        let rates = self
+            .write_keys
+            .iter()
+            .filter_map(|key| key.rate_per_second)
+            .chain([self.rate_per_second]);
+        if rates
+            .into_iter()
+            .any(|rate| !(rate > 0.0 && rate.is_finite()))
+        {
+            problems.push("collector.rate_per_second: every rate must be positive".to_owned());
+        }
+        for origin in &self.cors_allowed_origins {
+            if axum::http::HeaderValue::from_str(origin).is_err() || origin.ends_with('/') {
+                problems.push(format!(
+                    "collector.cors_allowed_origins: '{origin}' is not an origin like https://shop.example"
+                ));
+            }
         }
         problems
     }

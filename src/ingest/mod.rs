@@ -14,6 +14,7 @@ mod token;
 mod truth;
 mod validate;
 mod workload;
+mod write_keys;
 
 pub use collect::{router, AcceptedEvent, CollectError, CollectorState};
 pub use config::CollectorConfig;
@@ -23,3 +24,4 @@ pub use token::{ConsistencyToken, TokenError};
 pub use truth::{GroundTruth, TypeCounts, WindowTruth};
 pub use validate::{validate_event, EventLimits, FieldError};
 pub use workload::{Planned, Workload, WorkloadConfig};
+pub use write_keys::{KeyRefusal, WriteKey, WriteKeys, WriteKeysError, WRITE_KEY_HEADER};

@@ -13,7 +13,7 @@ use super::acks::{self, Ack, BatchAckContext};
 
 use crate::contracts::Interaction;
 use crate::kafka::KafkaConfig;
-use crate::registry::{EncodeError, InteractionEncoder};
+use crate::registry::{EncodeError, InteractionEncoder, RegistryEndpoint};
 use crate::telemetry::TRACEPARENT;
 
 /// Where the broker stored an event.
@@ -71,12 +71,17 @@ pub struct EventProducer {
 }
 
 impl EventProducer {
-    /// A producer for `topic`, encoding against the registry at `registry_url`, that waits
-    /// up to 5 s for queue room and 30 s for the broker's acknowledgement.
-    pub fn new(kafka: &KafkaConfig, registry_url: &str, topic: &str) -> Result<Self, ProduceError> {
+    /// A producer for `topic`, encoding against `registry` (a URL or an endpoint with
+    /// credentials), that waits up to 5 s for queue room and 30 s for the broker's
+    /// acknowledgement.
+    pub fn new(
+        kafka: &KafkaConfig,
+        registry: impl Into<RegistryEndpoint>,
+        topic: &str,
+    ) -> Result<Self, ProduceError> {
         Self::with_timeouts(
             kafka,
-            registry_url,
+            registry,
             topic,
             Duration::from_secs(5),
             Duration::from_secs(30),
@@ -87,7 +92,7 @@ impl EventProducer {
     /// `delivery_timeout` for the broker's acknowledgement (librdkafka `message.timeout.ms`).
     pub fn with_timeouts(
         kafka: &KafkaConfig,
-        registry_url: &str,
+        registry: impl Into<RegistryEndpoint>,
         topic: &str,
         queue_timeout: Duration,
         delivery_timeout: Duration,
@@ -106,7 +111,7 @@ impl EventProducer {
         Ok(EventProducer {
             producer: RwLock::new(Arc::new(producer)),
             client_config,
-            encoder: InteractionEncoder::new(registry_url, topic),
+            encoder: InteractionEncoder::new(registry, topic),
             topic: topic.to_owned(),
             queue_timeout,
         })

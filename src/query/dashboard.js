@@ -11,6 +11,8 @@
   const LIVE_POLL_MS = 15000; // a safety refresh while the stream pushes changes
   const MIN_REFRESH_GAP_MS = 1000;
   const REQUEST_TIMEOUT_MS = 8000;
+  // The read token the page was opened with (`/?token=…`), sent with every API call.
+  const READ_TOKEN = new URLSearchParams(window.location.search).get("token");
   const MINUTE = 60000;
   const CHART_MINUTES = 30;
   const REVENUE_MINUTES = 60;
@@ -144,10 +146,12 @@
     const timer = setTimeout(() => controller.abort(), REQUEST_TIMEOUT_MS);
     let response;
     try {
+      const headers = { Accept: "application/json" };
+      if (READ_TOKEN) headers.Authorization = "Bearer " + READ_TOKEN;
       response = await fetch(path + query, {
         signal: controller.signal,
         cache: "no-store",
-        headers: { Accept: "application/json" },
+        headers,
       });
     } catch (e) {
       throw new ApiError(e && e.name === "AbortError" ? "request timed out" : "network error", 0);
@@ -329,7 +333,8 @@
     state.live = false;
     if (typeof EventSource !== "function" || !state.pipeline) return;
     const name = state.pipeline.name;
-    const stream = new EventSource(`v1/pipelines/${encodeURIComponent(name)}/stream`);
+    const tokenQuery = READ_TOKEN ? "?token=" + encodeURIComponent(READ_TOKEN) : "";
+    const stream = new EventSource(`v1/pipelines/${encodeURIComponent(name)}/stream${tokenQuery}`);
     state.stream = stream;
     state.streamFor = name;
     stream.addEventListener("open", () => {

@@ -6,7 +6,9 @@ mod answers;
 mod api;
 mod config;
 mod dashboard;
+mod read_token;
 mod stream;
 
 pub use api::{router, QueryError, QueryState};
 pub use config::QueryConfig;
+pub use read_token::require_read_token;

@@ -7,7 +7,10 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use apache_avro::Schema;
+use base64::Engine;
 use serde::Deserialize;
+
+use super::RegistryEndpoint;
 
 /// A registry request that failed.
 #[derive(Debug, thiserror::Error)]
@@ -84,10 +87,24 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// A client for the registry at `url` (e.g. `http://127.0.0.1:8081`).
-    pub fn new(url: impl Into<String>) -> Result<Self, RegistryClientError> {
-        let url = url.into().trim_end_matches('/').to_owned();
+    /// A client for the registry at `registry`: a URL (e.g. `http://127.0.0.1:8081`) or an
+    /// endpoint with basic credentials.
+    pub fn new(registry: impl Into<RegistryEndpoint>) -> Result<Self, RegistryClientError> {
+        let registry = registry.into();
+        let url = registry.url.trim_end_matches('/').to_owned();
+        let mut headers = reqwest::header::HeaderMap::new();
+        if let Some((user, password)) = &registry.credentials {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{user}:{}", password.expose()));
+            if let Ok(mut value) =
+                reqwest::header::HeaderValue::from_str(&format!("Basic {encoded}"))
+            {
+                value.set_sensitive(true);
+                headers.insert(reqwest::header::AUTHORIZATION, value);
+            }
+        }
         let http = reqwest::Client::builder()
+            .default_headers(headers)
             .timeout(Duration::from_secs(10))
             .build()
             .map_err(|source| RegistryClientError::Transport {

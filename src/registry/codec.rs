@@ -14,7 +14,7 @@ use schema_registry_converter::schema_registry_common::{
     SchemaType, SubjectNameStrategy, SuppliedSchema,
 };
 
-use super::{RegistryClient, RegistryClientError};
+use super::{RegistryClient, RegistryClientError, RegistryEndpoint};
 use crate::contracts::{
     contract_layout, parse_frame, read_interaction, Interaction, InteractionError,
     InteractionVersion, WireError,
@@ -185,8 +185,10 @@ pub struct InteractionEncoder {
 }
 
 impl InteractionEncoder {
-    /// An encoder for values of `topic`, against the registry at `registry_url`.
-    pub fn new(registry_url: &str, topic: &str) -> Self {
+    /// An encoder for values of `topic`, against the registry at `registry` (a URL or an
+    /// endpoint with credentials).
+    pub fn new(registry: impl Into<RegistryEndpoint>, topic: &str) -> Self {
+        let registry = registry.into();
         let supplied = SuppliedSchema::new(
             None,
             SchemaType::Avro,
@@ -194,7 +196,7 @@ impl InteractionEncoder {
         );
         let subject = format!("{topic}-value");
         InteractionEncoder {
-            encoder: AvroEncoder::new(SrSettings::new(registry_url.to_owned())),
+            encoder: AvroEncoder::new(sr_settings(registry)),
             strategy: SubjectNameStrategy::TopicNameStrategyWithSchema(
                 topic.to_owned(),
                 false,
@@ -233,5 +235,17 @@ impl InteractionEncoder {
         out.extend_from_slice(&id.to_be_bytes());
         event.write_avro(&mut out);
         Ok(out)
+    }
+}
+
+/// The converter's settings for `registry`, sending its basic credentials when set.
+fn sr_settings(registry: RegistryEndpoint) -> SrSettings {
+    match registry.credentials {
+        None => SrSettings::new(registry.url),
+        Some((user, password)) => SrSettings::new_builder(registry.url)
+            .set_basic_authorization(&user, Some(password.expose()))
+            .build()
+            // Fails only where `SrSettings::new` panics too: no HTTP client can be built.
+            .expect("the registry HTTP client builds"),
     }
 }

@@ -4,6 +4,9 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
+use super::{RegistryEndpoint, RegistryUser};
+use crate::access::Secret;
+
 /// How `eventfold registry` runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -23,6 +26,22 @@ pub struct RegistryConfig {
     /// URL other stages use to reach a registry (ours or any Confluent-compatible one).
     #[serde(default = "default_url")]
     pub url: String,
+    /// Users allowed to write (and to read unless `open_reads`); none = open, for local use.
+    #[serde(default)]
+    pub basic_auth: Vec<RegistryUser>,
+    /// Whether reads need no credentials when `basic_auth` is set.
+    #[serde(default = "default_open_reads")]
+    pub open_reads: bool,
+    /// User name other stages send to the registry at `url`.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Password other stages send to the registry at `url` (never printed).
+    #[serde(default)]
+    pub password: Option<Secret>,
+}
+
+const fn default_open_reads() -> bool {
+    true
 }
 
 fn default_listen() -> SocketAddr {
@@ -53,11 +72,28 @@ impl Default for RegistryConfig {
             replication_factor: default_replication(),
             write_timeout_ms: default_write_timeout_ms(),
             url: default_url(),
+            basic_auth: Vec::new(),
+            open_reads: default_open_reads(),
+            username: None,
+            password: None,
         }
     }
 }
 
 impl RegistryConfig {
+    /// Where other stages reach the registry, with `username` and `password` when set.
+    pub fn endpoint(&self) -> RegistryEndpoint {
+        RegistryEndpoint {
+            url: self.url.clone(),
+            credentials: self.username.clone().map(|user| {
+                (
+                    user,
+                    self.password.clone().unwrap_or_else(|| Secret::new("")),
+                )
+            }),
+        }
+    }
+
     /// Problems with the values, all of them (empty = valid).
     pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();

@@ -65,10 +65,16 @@ pub struct TestRegistry {
 impl TestRegistry {
     /// Starts a replica over `topic` (created if missing).
     pub async fn start(topic: &str) -> TestRegistry {
-        let config = RegistryConfig {
+        TestRegistry::start_with(RegistryConfig {
             topic: topic.to_owned(),
             ..RegistryConfig::default()
-        };
+        })
+        .await
+    }
+
+    /// Starts a replica with `config` (its topic, users and read policy).
+    pub async fn start_with(config: RegistryConfig) -> TestRegistry {
+        let topic = config.topic.clone();
         let shutdown = CancellationToken::new();
         let log = SchemaLog::open(&kafka(), &config, shutdown.clone())
             .await
@@ -79,12 +85,12 @@ impl TestRegistry {
         let url = format!("http://{}", listener.local_addr().expect("address"));
         let server = tokio::spawn(eventfold::http::serve(
             listener,
-            eventfold::registry::router(log),
+            eventfold::registry::require_credentials(eventfold::registry::router(log), &config),
             shutdown.clone(),
         ));
         TestRegistry {
             url,
-            topic: topic.to_owned(),
+            topic,
             shutdown,
             server,
         }
@@ -111,10 +117,24 @@ pub struct Answer {
 
 /// Calls the registry: `method` `path` with an optional raw body.
 pub async fn call(url: &str, method: &str, path: &str, body: Option<&str>) -> Answer {
+    call_as(url, None, method, path, body).await
+}
+
+/// [`call`] with HTTP basic `(user, password)`.
+pub async fn call_as(
+    url: &str,
+    credentials: Option<(&str, &str)>,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Answer {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     let client = CLIENT.get_or_init(reqwest::Client::new);
     let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
     let mut request = client.request(method, format!("{url}{path}"));
+    if let Some((user, password)) = credentials {
+        request = request.basic_auth(user, Some(password));
+    }
     if let Some(body) = body {
         request = request
             .header("content-type", "application/vnd.schemaregistry.v1+json")
@@ -256,13 +276,16 @@ impl ReadPath {
             )
             .with_shutdown(stop.clone()),
         );
-        let collector = eventfold::ingest::router(CollectorState::new(
-            EventProducer::new(&kafka(), &registry.url, &topic).expect("producer"),
-            CollectorConfig {
-                topic: topic.clone(),
-                ..Default::default()
-            },
-        ));
+        let collector = eventfold::ingest::router(
+            CollectorState::new(
+                EventProducer::new(&kafka(), &registry.url, &topic).expect("producer"),
+                CollectorConfig {
+                    topic: topic.clone(),
+                    ..Default::default()
+                },
+            )
+            .expect("write keys"),
+        );
         let mut tasks = vec![tokio::spawn(worker.run(stop.clone()))];
         let mut urls = Vec::new();
         for router in [query, collector] {
