@@ -73,6 +73,16 @@ async fn post(
     if let Some(encoding) = encoding {
         request = request.header("content-encoding", encoding);
     }
+    send(state, request, body).await
+}
+
+/// Sends one request to the collector: its status, JSON body (null if none) and
+/// `Retry-After`.
+async fn send(
+    state: &CollectorState,
+    request: axum::http::request::Builder,
+    body: Vec<u8>,
+) -> (StatusCode, Value, Option<String>) {
     let response = router(state.clone())
         .oneshot(request.body(Body::from(body)).unwrap())
         .await
@@ -546,17 +556,7 @@ async fn post_as(
         (None, _) => {}
     }
     let body = serde_json::to_vec(&json!([event])).unwrap();
-    let response = router(state.clone())
-        .oneshot(request.body(Body::from(body)).unwrap())
-        .await
-        .unwrap();
-    let status = response.status();
-    let retry_after = response
-        .headers()
-        .get("retry-after")
-        .map(|v| v.to_str().unwrap().to_owned());
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap(), retry_after)
+    send(state, request, body).await
 }
 
 #[tokio::test]

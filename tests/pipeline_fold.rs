@@ -13,7 +13,7 @@ use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
 use eventfold::pipeline::AggregateResult;
 use eventfold::registry::RegistryClient;
-use eventfold::store::SqliteStore;
+use eventfold::store::{ReadStore, SqliteStore};
 use eventfold::worker::{Worker, WorkerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

@@ -21,7 +21,7 @@ use eventfold::ingest::EventProducer;
 use eventfold::kafka::{ensure_topic, TopicSpec};
 use eventfold::pipeline::AggregateResult;
 use eventfold::registry::RegistryClient;
-use eventfold::store::SqliteStore;
+use eventfold::store::{ReadStore, SqliteStore};
 use eventfold::worker::{Worker, WorkerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;

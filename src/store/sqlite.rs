@@ -241,20 +241,7 @@ impl SqliteStore {
 }
 
 impl SqliteStore {
-    /// Every window and group of `aggregate` whose window overlaps `[from_ms, to_ms)`,
-    /// with the partitions' partials merged (invariant 4).
-    pub async fn aggregate_rows(
-        &self,
-        pipeline: &str,
-        aggregate: &str,
-        from_ms: i64,
-        to_ms: i64,
-    ) -> Result<Vec<AggregateRow>, StoreError> {
-        self.aggregate_rows_merging(pipeline, aggregate, from_ms, to_ms, false)
-            .await
-    }
-
-    /// Like [`SqliteStore::aggregate_rows`]; with `sessions`, overlapping windows of one group
+    /// Like [`ReadStore::aggregate_rows`]; with `sessions`, overlapping windows of one group
     /// from different partitions are one session and merge into one row.
     pub async fn aggregate_rows_merging(
         &self,
