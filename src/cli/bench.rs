@@ -101,6 +101,21 @@ pub(super) async fn start_registry(
     Ok(registry_url)
 }
 
+/// Creates a bench topic: 6 partitions, like the shipped `interactions` topic.
+pub(super) async fn bench_topic(settings: &Settings, name: &str) -> anyhow::Result<()> {
+    ensure_topic(
+        &settings.kafka,
+        &TopicSpec {
+            name,
+            partitions: 6,
+            replication: 1,
+            configs: &[],
+        },
+    )
+    .await?;
+    Ok(())
+}
+
 async fn ingest(
     settings: &Settings,
     count: usize,
@@ -114,16 +129,7 @@ async fn ingest(
     let raw_topic = format!("bench-raw-{run_id}");
     let collector_topic = format!("bench-collector-{run_id}");
     for topic in [&raw_topic, &collector_topic] {
-        ensure_topic(
-            &settings.kafka,
-            &TopicSpec {
-                name: topic,
-                partitions: 6,
-                replication: 1,
-                configs: &[],
-            },
-        )
-        .await?;
+        bench_topic(settings, topic).await?;
     }
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?
@@ -205,16 +211,7 @@ async fn worker(
     let run_id = Uuid::new_v4().simple().to_string();
     let registry_url = start_registry(settings, &run_id, &stop).await?;
     let topic = format!("bench-worker-{run_id}");
-    ensure_topic(
-        &settings.kafka,
-        &TopicSpec {
-            name: &topic,
-            partitions: 6,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await?;
+    bench_topic(settings, &topic).await?;
 
     // The pipeline, pointed at the bench's topics, and a fresh store, in a temp folder.
     let folder = std::env::temp_dir().join(format!("eventfold-bench-{run_id}"));

@@ -16,12 +16,12 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::bench::{raw_produce, retarget_pipeline, start_registry};
+use super::bench::{bench_topic, raw_produce, retarget_pipeline, start_registry};
 use crate::ingest::{
     router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventGenerator,
     EventProducer, Workload, WorkloadConfig,
 };
-use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
+use crate::kafka::KafkaConfig;
 use crate::pipeline::{load_pipeline, Pipeline};
 use crate::query::{router as query, QueryState};
 use crate::registry::{InteractionEncoder, RegistryClient};
@@ -84,16 +84,7 @@ async fn run_in(
 ) -> anyhow::Result<()> {
     let registry_url = start_registry(settings, run_id, stop).await?;
     let topic = format!("bench-query-{run_id}");
-    ensure_topic(
-        &settings.kafka,
-        &TopicSpec {
-            name: &topic,
-            partitions: 6,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await?;
+    bench_topic(settings, &topic).await?;
     let pipeline_file = folder.join("pipeline.yaml");
     let text = std::fs::read_to_string(&args.pipeline)
         .with_context(|| format!("cannot read {}", args.pipeline.display()))?;

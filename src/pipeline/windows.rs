@@ -228,14 +228,8 @@ pub fn assign_into(
     windows: &mut Vec<Window>,
 ) -> Result<(), WindowError> {
     windows.clear();
-    spec.validate()?;
-    let (size, hop) = match *spec {
-        WindowSpec::Tumbling { size_ms } => (size_ms, size_ms),
-        WindowSpec::Hopping { size_ms, hop_ms } => (size_ms, hop_ms),
-        WindowSpec::Session { .. } => return Err(WindowError::SessionSpec),
-    };
-    // i128 arithmetic: no bound computed here can overflow, and hop > 0 after validation.
-    let (size, hop, ts) = (i128::from(size), i128::from(hop), i128::from(ts_ms));
+    let (size, hop) = size_and_hop(spec)?;
+    let ts = i128::from(ts_ms);
     let mut start = ts.div_euclid(hop) * hop;
     while start > ts - size {
         match window_in_range(start, start + size, ts_ms) {
@@ -257,13 +251,8 @@ pub fn assign_into(
 /// # Errors
 /// As [`assign`].
 pub fn last_window(spec: &WindowSpec, ts_ms: i64) -> Result<Option<Window>, WindowError> {
-    spec.validate()?;
-    let (size, hop) = match *spec {
-        WindowSpec::Tumbling { size_ms } => (size_ms, size_ms),
-        WindowSpec::Hopping { size_ms, hop_ms } => (size_ms, hop_ms),
-        WindowSpec::Session { .. } => return Err(WindowError::SessionSpec),
-    };
-    let (size, hop, ts) = (i128::from(size), i128::from(hop), i128::from(ts_ms));
+    let (size, hop) = size_and_hop(spec)?;
+    let ts = i128::from(ts_ms);
     let last = ts.div_euclid(hop) * hop;
     if last <= ts - size {
         return Ok(None);
@@ -273,6 +262,18 @@ pub fn last_window(spec: &WindowSpec, ts_ms: i64) -> Result<Option<Window>, Wind
     let first = last - (last - (ts - size) - 1).div_euclid(hop) * hop;
     window_in_range(first, first + size, ts_ms)?;
     window_in_range(last, last + size, ts_ms).map(Some)
+}
+
+/// A valid tumbling or hopping spec's size and hop, as i128: no window bound computed from
+/// them and an `i64` timestamp can overflow, and the hop is positive.
+fn size_and_hop(spec: &WindowSpec) -> Result<(i128, i128), WindowError> {
+    spec.validate()?;
+    let (size, hop) = match *spec {
+        WindowSpec::Tumbling { size_ms } => (size_ms, size_ms),
+        WindowSpec::Hopping { size_ms, hop_ms } => (size_ms, hop_ms),
+        WindowSpec::Session { .. } => return Err(WindowError::SessionSpec),
+    };
+    Ok((i128::from(size), i128::from(hop)))
 }
 
 fn window_in_range(start: i128, end: i128, ts_ms: i64) -> Result<Window, WindowError> {
