@@ -45,22 +45,74 @@ pub enum FoldError {
     },
 }
 
-/// A field of an event as an aggregate input (`None` when absent).
+/// A field of an event as an aggregate input (`None` when absent or unknown).
 pub fn field_value<'a>(event: &'a Interaction, field: &str) -> Option<Value<'a>> {
-    Some(match field {
-        "event_id" => Value::Text(&event.event_id),
-        "event_type" => Value::Text(event.event_type.as_str()),
-        "user_id" => Value::Text(&event.user_id),
-        "session_id" => Value::Text(&event.session_id),
-        "item_id" => Value::Text(event.item_id.as_deref()?),
-        "occurred_at" => Value::Number(event.occurred_at as f64),
-        "app" => Value::Text(&event.app),
-        "value" => Value::Number(event.value?),
-        "device.platform" => Value::Text(&event.device.platform),
-        "device.os_version" => Value::Text(event.device.os_version.as_deref()?),
-        "device.app_version" => Value::Text(event.device.app_version.as_deref()?),
-        _ => return None,
-    })
+    EventField::parse(field)?.value(event)
+}
+
+/// A field of an interaction an aggregate can filter, group or aggregate on, resolved from
+/// its name once so that folding matches no names per event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventField {
+    /// `event_id`.
+    EventId,
+    /// `event_type`.
+    EventType,
+    /// `user_id`.
+    UserId,
+    /// `session_id`.
+    SessionId,
+    /// `item_id`.
+    ItemId,
+    /// `occurred_at`.
+    OccurredAt,
+    /// `app`.
+    App,
+    /// `value`.
+    Value,
+    /// `device.platform`.
+    DevicePlatform,
+    /// `device.os_version`.
+    DeviceOsVersion,
+    /// `device.app_version`.
+    DeviceAppVersion,
+}
+
+impl EventField {
+    /// The field of this name, `None` for an unknown one.
+    pub fn parse(name: &str) -> Option<EventField> {
+        Some(match name {
+            "event_id" => EventField::EventId,
+            "event_type" => EventField::EventType,
+            "user_id" => EventField::UserId,
+            "session_id" => EventField::SessionId,
+            "item_id" => EventField::ItemId,
+            "occurred_at" => EventField::OccurredAt,
+            "app" => EventField::App,
+            "value" => EventField::Value,
+            "device.platform" => EventField::DevicePlatform,
+            "device.os_version" => EventField::DeviceOsVersion,
+            "device.app_version" => EventField::DeviceAppVersion,
+            _ => return None,
+        })
+    }
+
+    /// This field of `event` (`None` when the event lacks it).
+    pub fn value(self, event: &Interaction) -> Option<Value<'_>> {
+        Some(match self {
+            EventField::EventId => Value::Text(&event.event_id),
+            EventField::EventType => Value::Text(event.event_type.as_str()),
+            EventField::UserId => Value::Text(&event.user_id),
+            EventField::SessionId => Value::Text(&event.session_id),
+            EventField::ItemId => Value::Text(event.item_id.as_deref()?),
+            EventField::OccurredAt => Value::Number(event.occurred_at as f64),
+            EventField::App => Value::Text(&event.app),
+            EventField::Value => Value::Number(event.value?),
+            EventField::DevicePlatform => Value::Text(&event.device.platform),
+            EventField::DeviceOsVersion => Value::Text(event.device.os_version.as_deref()?),
+            EventField::DeviceAppVersion => Value::Text(event.device.app_version.as_deref()?),
+        })
+    }
 }
 
 fn windowed(spec: &AggregateSpec) -> bool {

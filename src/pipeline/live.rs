@@ -9,7 +9,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::aggregates::Value;
-use super::fold::{FoldError, Partial};
+use super::fold::{EventField, FoldError, Partial};
 use super::spec::{AggregateSpec, Pipeline};
 use super::{assign_into, AggregateState, SessionTracker, Window, WindowSpec};
 use crate::contracts::Interaction;
@@ -30,10 +30,13 @@ pub enum PartialChange {
     },
 }
 
-/// A partial and whether it changed since the last [`LiveAggregates::take_changes`].
+/// A partial, whether it changed since the last [`LiveAggregates::take_changes`], and
+/// whether the store holds a row under its key (a session re-keyed away from a stored row
+/// must delete it; one created and re-keyed within a batch never reached the store).
 struct LiveState {
     state: AggregateState,
     changed: bool,
+    stored: bool,
 }
 
 impl LiveState {
@@ -41,6 +44,15 @@ impl LiveState {
         LiveState {
             state,
             changed: false,
+            stored: true,
+        }
+    }
+
+    fn fresh(state: AggregateState) -> Self {
+        LiveState {
+            state,
+            changed: false,
+            stored: false,
         }
     }
 }
@@ -55,6 +67,8 @@ pub struct LiveAggregates {
     session_states: HashMap<(usize, String, Window), LiveState>,
     /// Sessions merged into others since the last [`LiveAggregates::take_changes`].
     removed: Vec<(usize, Window, String)>,
+    /// Per aggregate, its fields resolved once.
+    inputs: Vec<Inputs>,
     /// Reused to build group keys.
     group: String,
     /// Reused to assign windows.
@@ -99,8 +113,10 @@ impl LiveAggregates {
                 _ => None,
             })
             .collect::<HashMap<_, _>>();
+        let inputs = pipeline.aggregates.iter().map(Inputs::new).collect();
         LiveAggregates {
             pipeline,
+            inputs,
             windowed: HashMap::default(),
             sessions,
             session_states: HashMap::default(),
@@ -142,61 +158,84 @@ impl LiveAggregates {
 
     /// Folds one on-time, distinct event into every aggregate.
     pub fn add(&mut self, event: &Interaction) -> Result<(), FoldError> {
-        let pipeline = self.pipeline.clone();
-        for (index, aggregate) in pipeline.aggregates.iter().enumerate() {
-            let Some(value) = contribution(aggregate, event, &mut self.group) else {
+        let LiveAggregates {
+            pipeline,
+            inputs,
+            windowed,
+            sessions,
+            session_states,
+            removed,
+            group,
+            windows,
+        } = self;
+        for (index, (aggregate, inputs)) in pipeline.aggregates.iter().zip(inputs).enumerate() {
+            let Some(value) = inputs.contribution(event, group) else {
                 continue;
             };
             let failed = |source| FoldError::Aggregate {
                 aggregate: aggregate.name.clone(),
                 source,
             };
-            match self.sessions.get_mut(&index) {
+            match sessions.get_mut(&index) {
                 Some(tracker) => {
                     let change = tracker
-                        .insert(self.group.clone(), event.occurred_at)
+                        .insert_borrowed(group.as_str(), event.occurred_at)
                         .map_err(|source| FoldError::Window {
                             aggregate: aggregate.name.clone(),
                             source,
                         })?;
-                    let mut state =
-                        AggregateState::new(aggregate.kind, &aggregate.params).map_err(failed)?;
                     let window = change.window();
+                    let mut merged: Option<AggregateState> = None;
+                    let mut stored = false;
                     for old in change.replaced() {
-                        let key = (index, self.group.clone(), *old);
-                        if let Some(previous) = self.session_states.remove(&key) {
-                            state.merge(&previous.state).map_err(failed)?;
+                        let key = (index, group.clone(), *old);
+                        // A session known to the tracker but not held is taken as stored.
+                        let (held, old_stored) = match session_states.remove(&key) {
+                            Some(previous) => (Some(previous.state), previous.stored),
+                            None => (None, true),
+                        };
+                        if let Some(state) = held {
+                            match &mut merged {
+                                Some(into) => into.merge(&state).map_err(failed)?,
+                                None => merged = Some(state),
+                            }
                         }
-                        if *old != window {
-                            self.removed.push((index, *old, key.1));
+                        if *old == window {
+                            stored |= old_stored;
+                        } else if old_stored {
+                            removed.push((index, *old, key.1));
                         }
                     }
+                    let mut state = match merged {
+                        Some(state) => state,
+                        None => AggregateState::new(aggregate.kind, &aggregate.params)
+                            .map_err(failed)?,
+                    };
                     state.add(value).map_err(failed)?;
-                    self.session_states.insert(
-                        (index, self.group.clone(), window),
+                    session_states.insert(
+                        (index, group.clone(), window),
                         LiveState {
                             state,
                             changed: true,
+                            stored,
                         },
                     );
                 }
                 None => {
-                    assign_into(&aggregate.window, event.occurred_at, &mut self.windows).map_err(
+                    assign_into(&aggregate.window, event.occurred_at, windows).map_err(
                         |source| FoldError::Window {
                             aggregate: aggregate.name.clone(),
                             source,
                         },
                     )?;
-                    for window in &self.windows {
-                        let groups = self.windowed.entry((index, *window)).or_default();
-                        let live = match groups.get_mut(self.group.as_str()) {
+                    for window in windows.iter() {
+                        let groups = windowed.entry((index, *window)).or_default();
+                        let live = match groups.get_mut(group.as_str()) {
                             Some(live) => live,
-                            None => groups
-                                .entry(self.group.clone())
-                                .or_insert(LiveState::stored(
-                                    AggregateState::new(aggregate.kind, &aggregate.params)
-                                        .map_err(failed)?,
-                                )),
+                            None => groups.entry(group.clone()).or_insert(LiveState::fresh(
+                                AggregateState::new(aggregate.kind, &aggregate.params)
+                                    .map_err(failed)?,
+                            )),
                         };
                         live.state.add(value).map_err(failed)?;
                         live.changed = true;
@@ -222,6 +261,7 @@ impl LiveAggregates {
             .collect();
         let upsert = |index: usize, window: Window, group: &str, live: &mut LiveState| {
             live.changed = false;
+            live.stored = true;
             PartialChange::Upsert(Box::new(Partial {
                 aggregate: names(index),
                 window,
@@ -269,39 +309,66 @@ impl LiveAggregates {
     }
 }
 
-/// What `event` contributes to `aggregate`: `None` when the filter excludes it or it lacks
-/// the aggregated field; else its value, with its group key (a JSON array of the `group_by`
-/// values) written into `group`.
-fn contribution<'e>(
-    aggregate: &AggregateSpec,
-    event: &'e Interaction,
-    group: &mut String,
-) -> Option<Option<Value<'e>>> {
-    let passes = aggregate
-        .filter
-        .iter()
-        .all(|(field, wanted)| equals_text(super::field_value(event, field), wanted));
-    if !passes {
-        return None;
-    }
-    let value = match aggregate.field.as_deref() {
-        Some(field) => Some(super::field_value(event, field)?),
-        None => None,
-    };
-    group.clear();
-    group.push('[');
-    for (i, field) in aggregate.group_by.iter().enumerate() {
-        if i > 0 {
-            group.push(',');
-        }
-        match super::field_value(event, field) {
-            None => group.push_str("null"),
-            Some(Value::Text(text)) => push_json_string(group, text),
-            Some(Value::Number(n)) => push_json_string(group, &n.to_string()),
+/// An aggregate's filter, aggregated field and group fields, resolved once (`None`: a
+/// field no event has, which matches nothing, aggregates nothing, groups as `null`).
+struct Inputs {
+    filter: Vec<(Option<EventField>, String)>,
+    field: Option<Option<EventField>>,
+    group_by: Vec<Option<EventField>>,
+}
+
+impl Inputs {
+    fn new(aggregate: &AggregateSpec) -> Self {
+        Inputs {
+            filter: aggregate
+                .filter
+                .iter()
+                .map(|(field, wanted)| (EventField::parse(field), wanted.clone()))
+                .collect(),
+            field: aggregate.field.as_deref().map(EventField::parse),
+            group_by: aggregate
+                .group_by
+                .iter()
+                .map(|f| EventField::parse(f))
+                .collect(),
         }
     }
-    group.push(']');
-    Some(value)
+
+    /// What `event` contributes: `None` when the filter excludes it or it lacks the
+    /// aggregated field; else its value, with its group key (a JSON array of the `group_by`
+    /// values) written into `group`.
+    fn contribution<'e>(
+        &self,
+        event: &'e Interaction,
+        group: &mut String,
+    ) -> Option<Option<Value<'e>>> {
+        let value_of = |field: Option<EventField>| field.and_then(|f| f.value(event));
+        let passes = self
+            .filter
+            .iter()
+            .all(|(field, wanted)| equals_text(value_of(*field), wanted));
+        if !passes {
+            return None;
+        }
+        let value = match self.field {
+            Some(field) => Some(value_of(field)?),
+            None => None,
+        };
+        group.clear();
+        group.push('[');
+        for (i, field) in self.group_by.iter().enumerate() {
+            if i > 0 {
+                group.push(',');
+            }
+            match value_of(*field) {
+                None => group.push_str("null"),
+                Some(Value::Text(text)) => push_json_string(group, text),
+                Some(Value::Number(n)) => push_json_string(group, &n.to_string()),
+            }
+        }
+        group.push(']');
+        Some(value)
+    }
 }
 
 fn equals_text(value: Option<Value<'_>>, wanted: &str) -> bool {

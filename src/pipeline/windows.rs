@@ -120,36 +120,41 @@ impl WindowSpec {
     /// reports everything at once).
     pub fn problems(&self) -> Vec<WindowSpecError> {
         let mut problems = Vec::new();
-        let mut too_long = |field: &'static str, value: u64| {
-            if value > MAX_DURATION_MS {
-                problems.push(WindowSpecError::TooLong {
-                    field,
-                    value,
-                    max: MAX_DURATION_MS,
-                });
-            }
+        self.each_problem(|problem| problems.push(problem));
+        problems
+    }
+
+    /// Reports every problem with this spec to `report`, allocating nothing (it runs for
+    /// every event a window is assigned to).
+    fn each_problem(&self, mut report: impl FnMut(WindowSpecError)) {
+        let too_long = |field: &'static str, value: u64| {
+            (value > MAX_DURATION_MS).then_some(WindowSpecError::TooLong {
+                field,
+                value,
+                max: MAX_DURATION_MS,
+            })
         };
         match *self {
             WindowSpec::Tumbling { size_ms } => {
-                too_long("size_ms", size_ms);
+                too_long("size_ms", size_ms).map(&mut report);
                 if size_ms == 0 {
-                    problems.push(WindowSpecError::ZeroSize);
+                    report(WindowSpecError::ZeroSize);
                 }
             }
             WindowSpec::Hopping { size_ms, hop_ms } => {
-                too_long("size_ms", size_ms);
-                too_long("hop_ms", hop_ms);
+                too_long("size_ms", size_ms).map(&mut report);
+                too_long("hop_ms", hop_ms).map(&mut report);
                 if size_ms == 0 {
-                    problems.push(WindowSpecError::ZeroSize);
+                    report(WindowSpecError::ZeroSize);
                 }
                 if hop_ms == 0 {
-                    problems.push(WindowSpecError::ZeroHop);
+                    report(WindowSpecError::ZeroHop);
                 } else if hop_ms > size_ms {
-                    problems.push(WindowSpecError::HopExceedsSize { size_ms, hop_ms });
+                    report(WindowSpecError::HopExceedsSize { size_ms, hop_ms });
                 } else {
                     let windows = size_ms.div_ceil(hop_ms);
                     if windows > MAX_WINDOWS_PER_EVENT {
-                        problems.push(WindowSpecError::TooManyWindows {
+                        report(WindowSpecError::TooManyWindows {
                             size_ms,
                             hop_ms,
                             windows,
@@ -159,21 +164,21 @@ impl WindowSpec {
                 }
             }
             WindowSpec::Session { gap_ms } => {
-                too_long("gap_ms", gap_ms);
+                too_long("gap_ms", gap_ms).map(&mut report);
                 if gap_ms == 0 {
-                    problems.push(WindowSpecError::ZeroGap);
+                    report(WindowSpecError::ZeroGap);
                 }
             }
         }
-        problems
     }
 
     /// Checks the spec, returning its first problem (see [`WindowSpec::problems`] for all).
     pub fn validate(&self) -> Result<(), WindowSpecError> {
-        match self.problems().into_iter().next() {
-            Some(problem) => Err(problem),
-            None => Ok(()),
-        }
+        let mut first = None;
+        self.each_problem(|problem| {
+            first.get_or_insert(problem);
+        });
+        first.map_or(Ok(()), Err)
     }
 }
 
@@ -466,22 +471,45 @@ impl<K: Ord + Clone> SessionTracker<K> {
         )
     }
 
+    /// [`SessionTracker::insert`] with the key by reference, cloned only for a new key.
+    ///
+    /// # Errors
+    /// As [`SessionTracker::insert`].
+    pub fn insert_borrowed<Q>(&mut self, key: &Q, ts_ms: i64) -> Result<SessionChange, WindowError>
+    where
+        K: std::borrow::Borrow<Q>,
+        Q: Ord + ToOwned<Owned = K> + ?Sized,
+    {
+        let span = self.span(ts_ms)?;
+        if let Some(sessions) = self.keys.get_mut(key) {
+            return Ok(merge_span(sessions, span));
+        }
+        Ok(merge_span(
+            self.keys.entry(key.to_owned()).or_default(),
+            span,
+        ))
+    }
+
     fn insert_window(&mut self, key: K, span: Window) -> SessionChange {
-        let sessions = self.keys.entry(key).or_default();
-        let from = overlapping(sessions, span);
-        let mut to = span;
-        for w in &from {
-            sessions.remove(&w.start_ms);
-            to.start_ms = to.start_ms.min(w.start_ms);
-            to.end_ms = to.end_ms.max(w.end_ms);
-        }
-        sessions.insert(to.start_ms, to.end_ms);
-        match from.as_slice() {
-            [] => SessionChange::Created(to),
-            [only] if *only == to => SessionChange::Joined(to),
-            [only] => SessionChange::Extended { from: *only, to },
-            _ => SessionChange::Merged { from, to },
-        }
+        merge_span(self.keys.entry(key).or_default(), span)
+    }
+}
+
+/// Adds `span` to one key's sessions, merging every session it overlaps.
+fn merge_span(sessions: &mut BTreeMap<i64, i64>, span: Window) -> SessionChange {
+    let from = overlapping(sessions, span);
+    let mut to = span;
+    for w in &from {
+        sessions.remove(&w.start_ms);
+        to.start_ms = to.start_ms.min(w.start_ms);
+        to.end_ms = to.end_ms.max(w.end_ms);
+    }
+    sessions.insert(to.start_ms, to.end_ms);
+    match from.as_slice() {
+        [] => SessionChange::Created(to),
+        [only] if *only == to => SessionChange::Joined(to),
+        [only] => SessionChange::Extended { from: *only, to },
+        _ => SessionChange::Merged { from, to },
     }
 }
 

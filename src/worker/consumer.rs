@@ -226,6 +226,8 @@ impl Worker {
                         if shutdown.is_cancelled() {
                             break;
                         }
+                        // A long backlog never leaves this loop: give other tasks their turn.
+                        tokio::task::consume_budget().await;
                         next = self.consumer.recv().now_or_never();
                     }
                 }
@@ -510,6 +512,9 @@ impl Worker {
             }
             (batches, outcomes)
         }));
+        // Let the commit start now: a task spawned from this worker thread waits in its
+        // not-stealable LIFO slot until the fold loop yields.
+        tokio::task::yield_now().await;
     }
 
     /// Waits for the running commit, if any, and settles it.

@@ -3,7 +3,9 @@
 //! machines) and stored with each batch, so a new owner loads them back. Apps retry into
 //! the same partition (same user key), so a per-partition horizon is enough (invariant 3).
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashSet as HashSet;
 
 /// The stable hash of an `event_id` that duplicate detection keeps.
 pub fn event_id_hash(event_id: &str) -> u128 {

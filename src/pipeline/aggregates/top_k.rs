@@ -59,8 +59,9 @@ pub struct TopK {
     capacity: usize,
     total: u64,
     counters: BTreeMap<String, Counter>,
-    /// (count, key) of every monitored key: the first is the one to evict.
-    by_count: BTreeSet<(u64, String)>,
+    /// Every monitored key by its count (no empty sets): the first key of the first count
+    /// is the one to evict. A count change moves the key's `String`, allocating nothing.
+    by_count: BTreeMap<u64, BTreeSet<String>>,
 }
 
 impl TopK {
@@ -76,7 +77,7 @@ impl TopK {
             capacity,
             total: 0,
             counters: BTreeMap::new(),
-            by_count: BTreeSet::new(),
+            by_count: BTreeMap::new(),
         })
     }
 
@@ -96,7 +97,9 @@ impl TopK {
         if self.counters.len() < self.capacity {
             return 0;
         }
-        self.by_count.first().map_or(0, |(count, _)| *count)
+        self.by_count
+            .first_key_value()
+            .map_or(0, |(count, _)| *count)
     }
 
     /// Counts one occurrence of `key`.
@@ -106,14 +109,14 @@ impl TopK {
             let old = counter.count;
             counter.count = old.saturating_add(1);
             let new = counter.count;
-            self.by_count.remove(&(old, key.to_owned()));
-            self.by_count.insert((new, key.to_owned()));
+            let listed = self.unlist(old, key).unwrap_or_else(|| key.to_owned());
+            self.list(new, listed);
             return;
         }
         let floor = if self.counters.len() < self.capacity {
             0
         } else {
-            match self.by_count.pop_first() {
+            match self.pop_smallest() {
                 Some((count, evicted)) => {
                     self.counters.remove(&evicted);
                     count
@@ -125,8 +128,34 @@ impl TopK {
             count: floor.saturating_add(1),
             error: floor,
         };
-        self.by_count.insert((counter.count, key.to_owned()));
+        self.list(counter.count, key.to_owned());
         self.counters.insert(key.to_owned(), counter);
+    }
+
+    /// Adds `key` to the keys of `count`.
+    fn list(&mut self, count: u64, key: String) {
+        self.by_count.entry(count).or_default().insert(key);
+    }
+
+    /// Takes `key` out of the keys of `count`.
+    fn unlist(&mut self, count: u64, key: &str) -> Option<String> {
+        let keys = self.by_count.get_mut(&count)?;
+        let taken = keys.take(key);
+        if keys.is_empty() {
+            self.by_count.remove(&count);
+        }
+        taken
+    }
+
+    /// Takes out the key to evict: the smallest count, then the smallest key.
+    fn pop_smallest(&mut self) -> Option<(u64, String)> {
+        let mut first = self.by_count.first_entry()?;
+        let count = *first.key();
+        let key = first.get_mut().pop_first()?;
+        if first.get().is_empty() {
+            first.remove();
+        }
+        Some((count, key))
     }
 
     /// Merges another summary into this one (see the module docs); the result keeps the
@@ -155,10 +184,10 @@ impl TopK {
         candidates.truncate(capacity);
         self.capacity = capacity;
         self.total = self.total.saturating_add(other.total);
-        self.by_count = candidates
-            .iter()
-            .map(|(key, counter)| (counter.count, key.clone()))
-            .collect();
+        self.by_count = BTreeMap::new();
+        for (key, counter) in &candidates {
+            self.list(counter.count, key.clone());
+        }
         self.counters = candidates.into_iter().collect();
     }
 
@@ -246,7 +275,7 @@ impl TryFrom<TopKRepr> for TopK {
             if top.counters.insert(entry.key.clone(), counter).is_some() {
                 return Err(invalid(format!("top-k key {:?} appears twice", entry.key)));
             }
-            top.by_count.insert((entry.count, entry.key));
+            top.list(entry.count, entry.key);
         }
         Ok(top)
     }
