@@ -54,7 +54,7 @@ pub enum BenchWhat {
         #[arg(long, default_value = "pipelines/interactions.yaml")]
         pipeline: PathBuf,
         /// Events per worker micro-batch (the worker's default).
-        #[arg(long, default_value_t = 5_000)]
+        #[arg(long, default_value_t = crate::worker::WorkerConfig::default().batch_max_events)]
         batch_max_events: usize,
     },
     /// Query API read latency at a fixed request rate (open loop) over a filled store, and

@@ -128,6 +128,20 @@ impl Pipeline {
     /// cannot window is an error: such an event is dead-lettered, never dropped.
     pub fn lateness(&self, max_event_ms: Option<i64>, ts_ms: i64) -> Result<bool, FoldError> {
         let watermark = max_event_ms.map(|m| m.saturating_sub(self.watermark_delay_ms as i64));
+        // Every window an aggregate puts `ts_ms` in lies within `ts_ms ± reach`. When that
+        // fits the i64 range no window can be out of range, and an event no older than
+        // watermark − grace is on time: every window holding it ends after it.
+        let reach = self.aggregates.iter().map(|a| a.window.reach_ms()).max();
+        let in_range = reach.is_none_or(|reach| {
+            i64::try_from(reach).is_ok_and(|reach| {
+                ts_ms.checked_sub(reach).is_some() && ts_ms.checked_add(reach).is_some()
+            })
+        });
+        let recent = watermark
+            .is_none_or(|w| i128::from(ts_ms) + i128::from(self.grace_ms) >= i128::from(w));
+        if in_range && recent {
+            return Ok(false);
+        }
         let mut late = false;
         for aggregate in &self.aggregates {
             if let WindowSpec::Session { gap_ms } = aggregate.window {

@@ -172,6 +172,15 @@ impl WindowSpec {
         }
     }
 
+    /// How far from an event's time the windows holding it can reach: the size for
+    /// tumbling and hopping windows, the gap for sessions (before merging).
+    pub fn reach_ms(&self) -> u64 {
+        match *self {
+            WindowSpec::Tumbling { size_ms } | WindowSpec::Hopping { size_ms, .. } => size_ms,
+            WindowSpec::Session { gap_ms } => gap_ms,
+        }
+    }
+
     /// Checks the spec, returning its first problem (see [`WindowSpec::problems`] for all).
     pub fn validate(&self) -> Result<(), WindowSpecError> {
         let mut first = None;

@@ -1,8 +1,9 @@
 //! What one batch changes in the projections, computed once for every store kind: per-user,
 //! per-item and per-session deltas and per-user event-type counts, each merged into the
-//! stored row by the store's upsert.
+//! stored row by the store's upsert. Each comes sorted by key, so every writer takes row
+//! locks in the same order.
 
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use crate::contracts::{EventType, Interaction};
 use crate::worker::FoldBatch;
@@ -28,19 +29,26 @@ pub(crate) struct SessionDelta<'a> {
 }
 
 /// Events per user and type in `batch` (late ones included).
-pub(crate) fn event_counts(batch: &FoldBatch) -> BTreeMap<(&str, EventType), i64> {
-    let mut counts = BTreeMap::new();
+pub(crate) fn event_counts(batch: &FoldBatch) -> Vec<((&str, EventType), i64)> {
+    let mut counts: HashMap<(&str, EventType), i64> = HashMap::default();
     for folded in &batch.events {
         *counts
             .entry((folded.event.user_id.as_str(), folded.event.event_type))
             .or_default() += 1;
     }
-    counts
+    sorted(counts)
+}
+
+/// The entries of `map`, by key (hashing is cheaper than ordering string keys one by one).
+fn sorted<K: Ord, V>(map: HashMap<K, V>) -> Vec<(K, V)> {
+    let mut entries: Vec<(K, V)> = map.into_iter().collect();
+    entries.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    entries
 }
 
 /// Per user in `events`.
-pub(crate) fn user_deltas<'a>(events: &[&'a Interaction]) -> BTreeMap<&'a str, UserDelta<'a>> {
-    let mut users: BTreeMap<&str, UserDelta> = BTreeMap::new();
+pub(crate) fn user_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, UserDelta<'a>)> {
+    let mut users: HashMap<&str, UserDelta> = HashMap::default();
     for e in events {
         let u = users.entry(e.user_id.as_str()).or_insert(UserDelta {
             first_ms: e.occurred_at,
@@ -57,12 +65,12 @@ pub(crate) fn user_deltas<'a>(events: &[&'a Interaction]) -> BTreeMap<&'a str, U
         u.events += 1;
         u.value += e.value.unwrap_or(0.0);
     }
-    users
+    sorted(users)
 }
 
 /// Per item in `events`: views, clicks, add-to-carts, purchases.
-pub(crate) fn item_deltas<'a>(events: &[&'a Interaction]) -> BTreeMap<&'a str, [i64; 4]> {
-    let mut items: BTreeMap<&str, [i64; 4]> = BTreeMap::new();
+pub(crate) fn item_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, [i64; 4])> {
+    let mut items: HashMap<&str, [i64; 4]> = HashMap::default();
     for e in events {
         let Some(item_id) = &e.item_id else { continue };
         let slot = match e.event_type {
@@ -74,14 +82,12 @@ pub(crate) fn item_deltas<'a>(events: &[&'a Interaction]) -> BTreeMap<&'a str, [
         };
         items.entry(item_id.as_str()).or_default()[slot] += 1;
     }
-    items
+    sorted(items)
 }
 
 /// Per session in `events`.
-pub(crate) fn session_deltas<'a>(
-    events: &[&'a Interaction],
-) -> BTreeMap<&'a str, SessionDelta<'a>> {
-    let mut sessions: BTreeMap<&str, SessionDelta> = BTreeMap::new();
+pub(crate) fn session_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, SessionDelta<'a>)> {
+    let mut sessions: HashMap<&str, SessionDelta> = HashMap::default();
     for e in events {
         let s = sessions
             .entry(e.session_id.as_str())
@@ -97,5 +103,5 @@ pub(crate) fn session_deltas<'a>(
         s.events += 1;
         s.converted |= e.event_type == EventType::Purchase;
     }
-    sessions
+    sorted(sessions)
 }

@@ -108,6 +108,62 @@ CREATE TABLE IF NOT EXISTS seen_event_batches (
 CREATE INDEX IF NOT EXISTS aggregate_partials_by_end
     ON aggregate_partials (pipeline, partition, window_end);
 "#,
+    // The projection tables keyed by their primary key alone (one b-tree instead of a rowid
+    // table plus a key index): each batch upserts thousands of their small rows.
+    r#"
+CREATE TABLE user_event_counts_by_key (
+    user_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    PRIMARY KEY (user_id, event_type)
+) WITHOUT ROWID;
+INSERT INTO user_event_counts_by_key SELECT user_id, event_type, count FROM user_event_counts;
+DROP TABLE user_event_counts;
+ALTER TABLE user_event_counts_by_key RENAME TO user_event_counts;
+CREATE TABLE user_profiles_by_key (
+    pipeline TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    first_seen_ms INTEGER NOT NULL,
+    last_seen_ms INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    total_value REAL NOT NULL,
+    current_session TEXT NOT NULL,
+    PRIMARY KEY (pipeline, user_id)
+) WITHOUT ROWID;
+INSERT INTO user_profiles_by_key
+    SELECT pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session
+    FROM user_profiles;
+DROP TABLE user_profiles;
+ALTER TABLE user_profiles_by_key RENAME TO user_profiles;
+CREATE TABLE item_profiles_by_key (
+    pipeline TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    views INTEGER NOT NULL,
+    clicks INTEGER NOT NULL,
+    add_to_carts INTEGER NOT NULL,
+    purchases INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, item_id)
+) WITHOUT ROWID;
+INSERT INTO item_profiles_by_key
+    SELECT pipeline, item_id, views, clicks, add_to_carts, purchases FROM item_profiles;
+DROP TABLE item_profiles;
+ALTER TABLE item_profiles_by_key RENAME TO item_profiles;
+CREATE TABLE session_profiles_by_key (
+    pipeline TEXT NOT NULL,
+    session_id TEXT NOT NULL,
+    user_id TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    events INTEGER NOT NULL,
+    converted INTEGER NOT NULL,
+    PRIMARY KEY (pipeline, session_id)
+) WITHOUT ROWID;
+INSERT INTO session_profiles_by_key
+    SELECT pipeline, session_id, user_id, start_ms, end_ms, events, converted
+    FROM session_profiles;
+DROP TABLE session_profiles;
+ALTER TABLE session_profiles_by_key RENAME TO session_profiles;
+"#,
 ];
 
 /// The migration that keeps duplicate-detection ids as hashes per batch; the ids of the

@@ -53,7 +53,7 @@ const fn default_reader_version() -> u32 {
 }
 
 const fn default_batch_max_events() -> usize {
-    5_000
+    20_000
 }
 
 const fn default_batch_linger_ms() -> u64 {

@@ -33,27 +33,55 @@ pub struct Hll {
     registers: Vec<u8>,
 }
 
+impl Hll {
+    /// The set registers as `index << 8 | rank`, 4 bytes big-endian each, while at most a
+    /// quarter are set (`None` beyond: dense is smaller). One pass that skips zero words.
+    fn sparse(&self) -> Option<Vec<u8>> {
+        let limit = self.registers.len() / 4;
+        let mut packed = Vec::new();
+        let mut set = 0;
+        let mut push = |index: usize, rank: u8, packed: &mut Vec<u8>| {
+            set += 1;
+            packed.extend_from_slice(&(((index as u32) << 8) | u32::from(rank)).to_be_bytes());
+            set <= limit
+        };
+        let words = self.registers.chunks_exact(8);
+        let tail = words.remainder();
+        for (word_index, word) in words.enumerate() {
+            if word.iter().fold(0u8, |acc, &r| acc | r) == 0 {
+                continue;
+            }
+            for (offset, &rank) in word.iter().enumerate() {
+                if rank != 0 && !push(word_index * 8 + offset, rank, &mut packed) {
+                    return None;
+                }
+            }
+        }
+        let base = self.registers.len() - tail.len();
+        for (offset, &rank) in tail.iter().enumerate() {
+            if rank != 0 && !push(base + offset, rank, &mut packed) {
+                return None;
+            }
+        }
+        Some(packed)
+    }
+}
+
 impl Serialize for Hll {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use base64::Engine;
         use serde::ser::SerializeStruct;
-        let set = self.registers.iter().filter(|&&r| r != 0).count();
         let mut out = serializer.serialize_struct("Hll", 2)?;
         out.serialize_field("precision", &self.precision)?;
-        if set * 4 <= self.registers.len() {
-            let mut packed = Vec::with_capacity(set * 4);
-            for (index, &rank) in self.registers.iter().enumerate() {
-                if rank != 0 {
-                    packed.extend_from_slice(
-                        &(((index as u32) << 8) | u32::from(rank)).to_be_bytes(),
-                    );
-                }
+        match self.sparse() {
+            Some(packed) => {
+                let text = base64::engine::general_purpose::STANDARD.encode(packed);
+                out.serialize_field("sparse", &text)?;
             }
-            let text = base64::engine::general_purpose::STANDARD.encode(packed);
-            out.serialize_field("sparse", &text)?;
-        } else {
-            let text = base64::engine::general_purpose::STANDARD.encode(&self.registers);
-            out.serialize_field("registers", &text)?;
+            None => {
+                let text = base64::engine::general_purpose::STANDARD.encode(&self.registers);
+                out.serialize_field("registers", &text)?;
+            }
         }
         out.end()
     }

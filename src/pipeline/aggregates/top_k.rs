@@ -26,6 +26,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use rustc_hash::FxHashMap as HashMap;
+
 use serde::{Deserialize, Serialize};
 
 use super::AggregateError;
@@ -58,7 +60,8 @@ struct Counter {
 pub struct TopK {
     capacity: usize,
     total: u64,
-    counters: BTreeMap<String, Counter>,
+    /// Every monitored key's counter (hashed: most adds only increment one).
+    counters: HashMap<String, Counter>,
     /// Every monitored key by its count (no empty sets): the first key of the first count
     /// is the one to evict. A count change moves the key's `String`, allocating nothing.
     by_count: BTreeMap<u64, BTreeSet<String>>,
@@ -76,7 +79,7 @@ impl TopK {
         Ok(TopK {
             capacity,
             total: 0,
-            counters: BTreeMap::new(),
+            counters: HashMap::default(),
             by_count: BTreeMap::new(),
         })
     }
@@ -234,15 +237,20 @@ impl From<TopK> for TopKRepr {
         TopKRepr {
             capacity: top.capacity,
             total: top.total,
-            entries: top
-                .counters
-                .into_iter()
-                .map(|(key, c)| TopEntry {
-                    key,
-                    count: c.count,
-                    error: c.error,
-                })
-                .collect(),
+            entries: {
+                let mut entries: Vec<TopEntry> = top
+                    .counters
+                    .into_iter()
+                    .map(|(key, c)| TopEntry {
+                        key,
+                        count: c.count,
+                        error: c.error,
+                    })
+                    .collect();
+                // Stored by key: the same summary always has the same bytes.
+                entries.sort_unstable_by(|a, b| a.key.cmp(&b.key));
+                entries
+            },
         }
     }
 }

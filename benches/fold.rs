@@ -1,0 +1,186 @@
+//! Per-event CPU cost of the worker's stages without Kafka, side by side in one run: reading
+//! the Avro datum, the fold (duplicate check, lateness, every aggregate of
+//! `pipelines/interactions.yaml`, batching) and the SQLite store commit. The events are those
+//! of `eventfold bench worker` (6 partitions keyed by user, the worker's default batch size). Run with
+//! `cargo bench --bench fold [-- --events N]`; `cargo test --all-targets` runs it small, as a
+//! smoke test.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use eventfold::contracts::{read_interaction, Interaction, InteractionVersion};
+use eventfold::ingest::{Workload, WorkloadConfig};
+use eventfold::pipeline::{load_pipeline, LiveAggregates, Pipeline};
+use eventfold::store::SqliteStore;
+use eventfold::worker::{
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, FoldedEvent,
+    WorkerConfig,
+};
+
+/// The binary's allocator, so allocation costs are the worker's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+const PARTITIONS: usize = 6;
+
+/// One partition's worker-side state, as the worker keeps it.
+struct Cursor {
+    batch: BatchBuilder,
+    dedup: DedupWindow,
+    live: LiveAggregates,
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let count = match args.iter().position(|a| a == "--events") {
+        Some(at) => args
+            .get(at + 1)
+            .and_then(|n| n.parse().ok())
+            .expect("--events takes a number"),
+        None if args.iter().any(|a| a == "--bench") => 200_000,
+        None => 2_000,
+    };
+    let pipeline = Arc::new(
+        load_pipeline(Path::new("pipelines/interactions.yaml")).expect("the shipped pipeline"),
+    );
+    let start_ms = 1_764_000_000_000;
+    let workload = Workload::new(WorkloadConfig {
+        seed: 42,
+        start_ms,
+        ..WorkloadConfig::default()
+    });
+    let records: Vec<(usize, Vec<u8>)> = workload
+        .take(count)
+        .map(|(_, event)| {
+            let mut datum = Vec::with_capacity(128);
+            event.write_avro(&mut datum);
+            let partition = (event_id_hash(&event.user_id) % PARTITIONS as u128) as usize;
+            (partition, datum)
+        })
+        .collect();
+
+    let started = Instant::now();
+    let events: Vec<(usize, Interaction)> = records
+        .iter()
+        .map(|(partition, datum)| {
+            let event = read_interaction(InteractionVersion::V2, InteractionVersion::V2, datum)
+                .expect("a datum written by the contract");
+            (*partition, event)
+        })
+        .collect();
+    let decode = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let batches = fold(&pipeline, events);
+    let fold_secs = started.elapsed().as_secs_f64();
+
+    let folder = tempfile::tempdir().expect("a temp folder");
+    let store = SqliteStore::open(&folder.path().join("store.db")).expect("a new store");
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let started = Instant::now();
+    let mut folded = 0;
+    for commit in batches {
+        let outcomes = runtime
+            .block_on(store.commit(Arc::new(commit)))
+            .expect("the commit");
+        for outcome in outcomes {
+            match outcome {
+                CommitOutcome::Applied { folded: n, .. } => folded += n,
+                CommitOutcome::Fenced { stored } => panic!("fenced at {stored:?}"),
+            }
+        }
+    }
+    let commit = started.elapsed().as_secs_f64();
+    assert_eq!(folded, count as u64, "every event folded once");
+
+    let per = |secs: f64| secs * 1e9 / count as f64;
+    println!(
+        "fold: {count} events, {} aggregates, {PARTITIONS} partitions, batches of {}",
+        pipeline.aggregates.len(),
+        WorkerConfig::default().batch_max_events
+    );
+    println!(
+        "  Avro datum read:                    {:>7.0} ns/event",
+        per(decode)
+    );
+    println!(
+        "  fold (dedup, lateness, aggregates): {:>7.0} ns/event",
+        per(fold_secs)
+    );
+    println!(
+        "  SQLite commit:                      {:>7.0} ns/event",
+        per(commit)
+    );
+}
+
+/// Folds the events as the worker does and returns its commits (every partition's batch
+/// each time the worker's default batch size is pending).
+fn fold(pipeline: &Arc<Pipeline>, events: Vec<(usize, Interaction)>) -> Vec<Vec<FoldBatch>> {
+    let WorkerConfig {
+        dedup_horizon_events: horizon,
+        batch_max_events,
+        ..
+    } = WorkerConfig::default();
+    let mut cursors: HashMap<usize, Cursor> = HashMap::new();
+    let mut offsets = [0i64; PARTITIONS];
+    let mut commits = Vec::new();
+    let mut pending = 0;
+    for (partition, event) in events {
+        let cursor = cursors.entry(partition).or_insert_with(|| Cursor {
+            batch: BatchBuilder::new(
+                "bench",
+                partition as i32,
+                None,
+                horizon,
+                None,
+                Some(pipeline.clone()),
+            ),
+            dedup: DedupWindow::default(),
+            live: LiveAggregates::new(pipeline.clone()),
+        });
+        let offset = offsets[partition];
+        offsets[partition] += 1;
+        let id = event_id_hash(&event.event_id);
+        if cursor.dedup.contains(id) {
+            cursor.batch.push_duplicate(offset);
+        } else {
+            let late = pipeline
+                .lateness(cursor.batch.max_event_ms(), event.occurred_at)
+                .expect("in range");
+            if !late {
+                cursor.live.add(&event).expect("foldable");
+            }
+            cursor.dedup.record(id);
+            cursor.batch.push_event(FoldedEvent {
+                offset,
+                event,
+                ingested_at: None,
+                late,
+            });
+        }
+        pending += 1;
+        if pending >= batch_max_events {
+            commits.push(take_batches(&mut cursors, horizon));
+            pending = 0;
+        }
+    }
+    commits.push(take_batches(&mut cursors, horizon));
+    commits
+}
+
+/// Every non-empty batch with its duplicate ids and partial changes, as the worker's flush.
+fn take_batches(cursors: &mut HashMap<usize, Cursor>, horizon: i64) -> Vec<FoldBatch> {
+    let mut batches = Vec::new();
+    for cursor in cursors.values_mut() {
+        if cursor.batch.is_empty() {
+            continue;
+        }
+        let seen = cursor.dedup.take_batch(cursor.batch.last_offset(), horizon);
+        let partials = cursor.live.take_changes();
+        cursor.live.evict(cursor.batch.max_event_ms());
+        batches.push(cursor.batch.take(seen, partials));
+    }
+    batches
+}
