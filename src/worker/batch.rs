@@ -53,12 +53,16 @@ pub struct FoldBatch {
     pub dedup_horizon_events: i64,
     /// The pipeline's partials this batch changed, whole.
     pub partials: Vec<PartialChange>,
-    /// The highest event time seen in the partition after this batch (its watermark source).
+    /// The highest event time seen in the partition after this batch, each event's time
+    /// clamped by [`Pipeline::watermark_time`] (its watermark source).
     pub max_event_ms: Option<i64>,
     /// The pipeline whose aggregates the batch's on-time, distinct events fold into.
     pub pipeline: Option<Arc<Pipeline>>,
     /// When the batch's first record was read (fold latency).
     pub opened_at: Option<std::time::Instant>,
+    /// Processing time (ms since the epoch) when the batch was cut: the partition's last
+    /// activity, which the idle rule of the query side reads back.
+    pub cut_at_ms: i64,
 }
 
 impl FoldBatch {
@@ -99,6 +103,7 @@ impl BatchBuilder {
                 max_event_ms,
                 pipeline,
                 opened_at: None,
+                cut_at_ms: 0,
             },
         }
     }
@@ -108,13 +113,20 @@ impl BatchBuilder {
         self.batch.last_offset + 1
     }
 
-    /// Adds a distinct decoded event (its offset must be the next one).
+    /// Adds a distinct decoded event (its offset must be the next one). Its time moves the
+    /// partition's watermark source at most to its record's timestamp plus the pipeline's
+    /// `max_ahead` ([`Pipeline::watermark_time`]).
     pub fn push_event(&mut self, event: FoldedEvent) {
         self.batch
             .opened_at
             .get_or_insert_with(std::time::Instant::now);
         self.batch.last_offset = event.offset;
-        let at = event.event.occurred_at;
+        let at = match (&self.batch.pipeline, event.ingested_at) {
+            (Some(pipeline), Some(record_ms)) => {
+                pipeline.watermark_time(event.event.occurred_at, record_ms)
+            }
+            _ => event.event.occurred_at,
+        };
         self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
         self.batch.events.push(event);
     }
@@ -176,6 +188,7 @@ impl BatchBuilder {
         let mut batch = std::mem::replace(self, next).batch;
         batch.seen = seen;
         batch.partials = partials;
+        batch.cut_at_ms = crate::clock::now_ms();
         batch
     }
 }
