@@ -1,7 +1,7 @@
 //! JSON routes over the read store: pipelines and their aggregates (partials of every
 //! partition merged, each window marked final or not by [`Finality`]), projections (users,
-//! items, sessions), per-user event counts and freshness. Every answer carries `as_of` (per partition: last applied offset and
-//! watermark). A read may carry the collector's consistency token (`?consistency_token=`):
+//! items, sessions), per-user event counts and freshness. Every answer carries `as_of` (per
+//! partition: last applied offset and watermark). A read may carry the collector's consistency token (`?consistency_token=`):
 //! it is then answered only once every partition the token names has been folded that far,
 //! waiting up to `query.wait_timeout_ms` (read-your-writes, invariant 6). Live progress is
 //! pushed over Server-Sent Events by [`super::stream`].
