@@ -29,6 +29,11 @@ fn pipeline(topic: &str, event_time: &str) -> String {
     )
 }
 
+/// The read path over a fresh topic of `partitions` partitions, folding [`pipeline`].
+async fn start(partitions: i32, event_time: &str) -> ReadPath {
+    ReadPath::start(partitions, |topic| pipeline(topic, event_time)).await
+}
+
 fn event(user: &str, at: i64) -> Interaction {
     Interaction {
         event_id: uuid::Uuid::new_v4().to_string(),
@@ -149,10 +154,7 @@ const TERABYTE_LENGTH: [u8; 6] = [0x80, 0x80, 0x80, 0x80, 0x80, 0x40];
 
 #[tokio::test]
 async fn huge_strings_are_refused_by_the_collector_and_dead_lettered_by_the_worker() {
-    let path = ReadPath::start(1, |topic| {
-        pipeline(topic, "watermark_delay: 5s, grace: 30s")
-    })
-    .await;
+    let path = start(1, "watermark_delay: 5s, grace: 30s").await;
     let at = now_ms() - 60_000;
 
     // The collector: strings far over their limit are refused by index, field and limit.
@@ -254,10 +256,7 @@ fn with_list(event: &Interaction, nodes: usize) -> Vec<u8> {
 
 #[tokio::test]
 async fn deeply_nested_input_is_refused_without_a_stack_overflow() {
-    let path = ReadPath::start(1, |topic| {
-        pipeline(topic, "watermark_delay: 5s, grace: 30s")
-    })
-    .await;
+    let path = start(1, "watermark_delay: 5s, grace: 30s").await;
     let at = now_ms() - 60_000;
     let deep = |depth: usize| format!("{}1{}", "[".repeat(depth), "]".repeat(depth));
     let nested = |depth: usize| {
@@ -313,32 +312,16 @@ async fn deeply_nested_input_is_refused_without_a_stack_overflow() {
     };
     let body = |depth: usize| json!({"schema": nested_schema(depth)}).to_string();
     let url = &path.registry.url;
-    let refused = call(
-        url,
-        "POST",
-        &format!("/subjects/{subject}/versions"),
-        Some(&body(10_000)),
-    )
-    .await;
+    let versions = format!("/subjects/{subject}/versions");
+    let refused = call(url, "POST", &versions, Some(&body(10_000))).await;
     assert_eq!(
         (refused.status, refused.body["error_code"].clone()),
         (422, json!(42201))
     );
-    let registered = call(
-        url,
-        "POST",
-        &format!("/subjects/{subject}/versions"),
-        Some(&body(120)),
-    )
-    .await;
+    let registered = call(url, "POST", &versions, Some(&body(120))).await;
     assert_eq!(registered.status, 200, "{}", registered.body);
-    let compared = call(
-        url,
-        "POST",
-        &format!("/compatibility/subjects/{subject}/versions/latest"),
-        Some(&body(127)),
-    )
-    .await;
+    let latest = format!("/compatibility/subjects/{subject}/versions/latest");
+    let compared = call(url, "POST", &latest, Some(&body(127))).await;
     assert_eq!(
         (compared.status, compared.body["is_compatible"].clone()),
         (200, json!(false))
@@ -484,10 +467,7 @@ fn millions_of_distinct_keys_keep_sketches_bounded_and_grow_one_row_per_group() 
 
 #[tokio::test]
 async fn clock_skew_is_refused_by_the_collector_and_cannot_stall_a_partition() {
-    let path = ReadPath::start(1, |topic| {
-        pipeline(topic, "watermark_delay: 5s, grace: 10s")
-    })
-    .await;
+    let path = start(1, "watermark_delay: 5s, grace: 10s").await;
     let now = now_ms();
     const YEAR_2100: i64 = 4_102_444_800_000;
 
@@ -555,10 +535,7 @@ async fn clock_skew_is_refused_by_the_collector_and_cannot_stall_a_partition() {
 #[tokio::test]
 async fn a_silent_partition_stops_holding_back_the_others_after_idle_after() {
     let idle_after_ms = 8_000;
-    let path = ReadPath::start(3, |topic| {
-        pipeline(topic, "watermark_delay: 5s, grace: 10s, idle_after: 8s")
-    })
-    .await;
+    let path = start(3, "watermark_delay: 5s, grace: 10s, idle_after: 8s").await;
     let direct = Direct::new(&path);
     direct.contract_id().await;
     // Event times an hour back, on a minute: W0 = [t0, t0 + 1 min), W1 the next minute.
