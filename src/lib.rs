@@ -5,11 +5,13 @@
 //! [`registry`] (a Confluent-compatible schema registry, its client and the codec) →
 //! [`ingest`] (producing events to Kafka) → [`worker`] (consumer-group workers folding
 //! partitions in order) → [`store`] (the read store that keeps state and offsets in one
-//! transaction) → [`query`] (reading the folded state). [`kafka`], [`telemetry`] and
-//! [`settings`] are shared plumbing; [`cli`] wires the stages into the `eventfold` binary.
+//! transaction) → [`query`] (reading the folded state). [`kafka`], [`telemetry`],
+//! [`settings`] and [`clock`] are shared plumbing; [`cli`] wires the stages into the
+//! `eventfold` binary.
 
 pub mod access;
 pub mod cli;
+pub mod clock;
 pub mod contracts;
 pub mod http;
 pub mod ingest;

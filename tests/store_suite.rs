@@ -288,6 +288,9 @@ async fn commit_advances_progress_and_accounts_every_record(stores: Stores) {
     ));
     let second = builder.take(vec![event_id_hash("d")], vec![]);
     let other = batch(1, None, None, clicks("u3", 0, 20_000), vec![]);
+    // Each partition records when its last batch was cut (the idle rule reads it).
+    let (second_cut, other_cut) = (second.cut_at_ms, other.cut_at_ms);
+    assert!(first.cut_at_ms > 0 && first.cut_at_ms <= second_cut);
 
     assert_eq!(
         commit(&stores, vec![first, other]).await,
@@ -333,6 +336,7 @@ async fn commit_advances_progress_and_accounts_every_record(stores: Stores) {
                 dead_lettered: 2,
                 late: 1,
                 max_event_ms: Some(12_000),
+                updated_at_ms: Some(second_cut),
             },
             PartitionStatus {
                 topic: TOPIC.to_owned(),
@@ -344,6 +348,7 @@ async fn commit_advances_progress_and_accounts_every_record(stores: Stores) {
                 dead_lettered: 0,
                 late: 0,
                 max_event_ms: Some(24_000),
+                updated_at_ms: Some(other_cut),
             },
         ]
     );

@@ -90,17 +90,18 @@ pub fn read_interaction(
     })
 }
 
-struct DatumReader<'a> {
-    bytes: &'a [u8],
-    at: usize,
+/// A cursor over a datum's bytes that checks every read against the bytes left.
+pub(super) struct DatumReader<'a> {
+    pub(super) bytes: &'a [u8],
+    pub(super) at: usize,
 }
 
 impl DatumReader<'_> {
-    fn fail(&self, what: String) -> DatumError {
+    pub(super) fn fail(&self, what: String) -> DatumError {
         DatumError { at: self.at, what }
     }
 
-    fn long(&mut self) -> Result<i64, DatumError> {
+    pub(super) fn long(&mut self) -> Result<i64, DatumError> {
         let mut z: u64 = 0;
         for shift in (0..64).step_by(7) {
             let Some(&byte) = self.bytes.get(self.at) else {
@@ -115,7 +116,7 @@ impl DatumReader<'_> {
         Err(self.fail("a number is longer than 10 bytes".into()))
     }
 
-    fn take(&mut self, len: i64) -> Result<&[u8], DatumError> {
+    pub(super) fn take(&mut self, len: i64) -> Result<&[u8], DatumError> {
         let left = self.bytes.len() - self.at;
         let len = usize::try_from(len)
             .ok()
@@ -176,7 +177,7 @@ impl DatumReader<'_> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::writer::datum::GenericDatumWriter;
@@ -200,7 +201,7 @@ mod tests {
         interaction_schema(version).unwrap()
     }
 
-    fn arbitrary_event() -> impl Strategy<Value = Interaction> {
+    pub(in crate::contracts) fn arbitrary_event() -> impl Strategy<Value = Interaction> {
         (
             (
                 "[a-z0-9-]{0,40}",

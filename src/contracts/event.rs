@@ -262,7 +262,7 @@ impl Interaction {
 }
 
 /// Avro binary encoding (zig-zag varints, length-prefixed strings), written directly.
-mod binary {
+pub(super) mod binary {
     pub fn long(out: &mut Vec<u8>, n: i64) {
         let mut z = ((n << 1) ^ (n >> 63)) as u64;
         while z >= 0x80 {

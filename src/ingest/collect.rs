@@ -8,7 +8,7 @@
 
 use std::io::Read;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::State;
@@ -215,12 +215,6 @@ impl IntoResponse for CollectError {
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 /// The format of a body.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Format {
@@ -371,7 +365,7 @@ async fn collect(
         .map_err(CollectError::Refused)?;
     let format = format_of(&headers)?;
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let now = now_ms();
+    let now = crate::clock::now_ms();
     let max = state.config.max_events_per_batch;
     let events = match fast_parse(&bytes, format, &state.limits, now, max) {
         Some(events) => events,

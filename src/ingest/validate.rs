@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::contracts::{EventType, Interaction};
+use crate::contracts::{self, EventType, Interaction};
 
 /// Limits an event must respect.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,12 +27,14 @@ pub struct EventLimits {
 }
 
 impl Default for EventLimits {
+    /// The contract's size limits (which workers enforce too) and the collector's default
+    /// clock-skew bounds.
     fn default() -> Self {
         EventLimits {
-            max_id_bytes: 128,
-            max_app_bytes: 64,
-            max_properties: 32,
-            max_property_bytes: 512,
+            max_id_bytes: contracts::MAX_ID_BYTES,
+            max_app_bytes: contracts::MAX_APP_BYTES,
+            max_properties: contracts::MAX_PROPERTIES,
+            max_property_bytes: contracts::MAX_PROPERTY_BYTES,
             max_future_ms: 5 * 60 * 1000,
             max_age_ms: 7 * 24 * 3600 * 1000,
         }

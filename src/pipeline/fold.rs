@@ -169,6 +169,16 @@ impl Pipeline {
     pub fn is_late(&self, max_event_ms: Option<i64>, ts_ms: i64) -> bool {
         matches!(self.lateness(max_event_ms, ts_ms), Ok(true))
     }
+
+    /// The time an event at `event_ms` in a Kafka record stamped `record_ms` contributes to
+    /// its partition's watermark: its own time, but at most `max_ahead_ms` past the record's
+    /// timestamp. So one event from a clock gone wrong (the year 2100) is still folded into
+    /// its own windows but cannot push the watermark ahead and make every later on-time event
+    /// late. The record timestamp is in the log, so a replay clamps exactly as the live run.
+    pub fn watermark_time(&self, event_ms: i64, record_ms: i64) -> i64 {
+        let bound = i128::from(record_ms) + i128::from(self.max_ahead_ms);
+        i64::try_from(i128::from(event_ms).min(bound)).unwrap_or(event_ms)
+    }
 }
 
 #[cfg(test)]
@@ -200,5 +210,32 @@ mod tests {
             !p.is_late(Some(95_000), 92_000),
             "slightly out of order is fine"
         );
+    }
+
+    #[test]
+    fn an_event_ahead_of_its_record_moves_the_watermark_only_to_record_time_plus_max_ahead() {
+        let mut p = pipeline();
+        assert_eq!(
+            p.max_ahead_ms, 0,
+            "by default not past the record's timestamp"
+        );
+        let record = 1_764_000_000_000;
+        for max_ahead_ms in [0, 300_000] {
+            p.max_ahead_ms = max_ahead_ms;
+            let bound = record + max_ahead_ms as i64;
+            let cases = [
+                (record - 60_000, record - 60_000),
+                (bound, bound),
+                (bound + 1, bound),
+                // 1 Jan 2100.
+                (4_102_444_800_000, bound),
+                (i64::MAX, bound),
+                (i64::MIN, i64::MIN),
+            ];
+            for (event, expected) in cases {
+                assert_eq!(p.watermark_time(event, record), expected, "{event}");
+            }
+        }
+        assert_eq!(p.watermark_time(i64::MAX, i64::MAX), i64::MAX);
     }
 }

@@ -572,6 +572,22 @@ impl Watermark {
         }
     }
 
+    /// A partition's watermark as its stored progress tells it: the highest event time it
+    /// folded and the processing time it last folded a record (`None`: unknown, then the
+    /// idle clock starts on the first [`Watermark::advance_idle`]).
+    pub fn from_progress(
+        delay_ms: u64,
+        max_event_ms: Option<i64>,
+        last_activity_ms: Option<i64>,
+    ) -> Self {
+        Watermark {
+            delay_ms,
+            max_event_ms,
+            last_activity_ms,
+            idle_watermark_ms: None,
+        }
+    }
+
     /// The allowed out-of-orderness.
     pub fn delay_ms(&self) -> u64 {
         self.delay_ms

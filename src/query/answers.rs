@@ -124,6 +124,7 @@ mod tests {
             dead_lettered: 0,
             late: 0,
             max_event_ms: None,
+            updated_at_ms: None,
         }
     }
 

@@ -1,7 +1,7 @@
 //! JSON routes over the read store: pipelines and their aggregates (partials of every
-//! partition merged), projections (users, items, sessions), per-user event counts and
-//! freshness. Every answer carries `as_of` (per partition: last applied offset and
-//! watermark). A read may carry the collector's consistency token (`?consistency_token=`):
+//! partition merged, each window marked final or not by [`Finality`]), projections (users,
+//! items, sessions), per-user event counts and freshness. Every answer carries `as_of` (per
+//! partition: last applied offset and watermark). A read may carry the collector's consistency token (`?consistency_token=`):
 //! it is then answered only once every partition the token names has been folded that far,
 //! waiting up to `query.wait_timeout_ms` (read-your-writes, invariant 6). Live progress is
 //! pushed over Server-Sent Events by [`super::stream`].
@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use tokio_util::sync::CancellationToken;
 
 use super::answers::{AnswerCache, StoreVersion};
+use super::finality::Finality;
 use crate::ingest::ConsistencyToken;
 use crate::pipeline::{AggregateResult, Pipeline, WindowSpec};
 use crate::store::{PartitionStatus, ReadStore, StoreError};
@@ -293,8 +294,20 @@ async fn read_aggregate(
             windows
         }
     };
+    let finality = Finality::of(pipeline, &partitions, crate::clock::now_ms());
+    let windows: Vec<Value> = windows
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|window| {
+            let mut window = window.clone();
+            let end = window["end_ms"].as_i64().unwrap_or(i64::MAX);
+            window["final"] = Value::Bool(finality.is_final(end));
+            window
+        })
+        .collect();
     Ok(Json(
-        json!({ "pipeline": name, "aggregate": aggregate, "group_by": spec.group_by, "windows": &*windows, "as_of": as_of(&partitions) }),
+        json!({ "pipeline": name, "aggregate": aggregate, "group_by": spec.group_by, "windows": windows, "watermark": finality, "as_of": as_of(&partitions) }),
     ))
 }
 

@@ -16,8 +16,8 @@ use schema_registry_converter::schema_registry_common::{
 
 use super::{RegistryClient, RegistryClientError, RegistryEndpoint};
 use crate::contracts::{
-    contract_layout, parse_frame, read_interaction, Interaction, InteractionError,
-    InteractionVersion, WireError,
+    check_bounds, contract_layout, parse_frame, read_interaction, BoundsError, Interaction,
+    InteractionError, InteractionVersion, SizeError, WireError,
 };
 
 /// Why a Kafka value could not be decoded.
@@ -36,6 +36,27 @@ pub enum DecodeError {
         schema_id: u32,
         /// apache-avro's error.
         reason: String,
+    },
+    /// The datum breaks a bound the general decoder relies on (a length beyond the datum,
+    /// nesting deeper than [`crate::contracts::MAX_NESTING`]).
+    #[error(
+        "the Avro datum written with schema id {schema_id} is refused before decoding: {source}"
+    )]
+    Bounds {
+        /// The writer schema id.
+        schema_id: u32,
+        /// Which bound.
+        #[source]
+        source: BoundsError,
+    },
+    /// The event is over one of the contract's size limits.
+    #[error("schema id {schema_id}: {source}")]
+    Size {
+        /// The writer schema id.
+        schema_id: u32,
+        /// Which limit.
+        #[source]
+        source: SizeError,
     },
     /// The decoded value is not an interaction.
     #[error("schema id {schema_id}: {source}")]
@@ -64,7 +85,16 @@ impl DecodeError {
                 "unknown_schema_id"
             }
             DecodeError::Registry(_) => "registry_error",
-            DecodeError::Avro { .. } => "avro_decode",
+            DecodeError::Avro { .. }
+            | DecodeError::Bounds {
+                source: BoundsError::Malformed(_),
+                ..
+            } => "avro_decode",
+            DecodeError::Bounds {
+                source: BoundsError::TooDeep { .. },
+                ..
+            } => "too_deep",
+            DecodeError::Size { .. } => "too_large",
             DecodeError::Shape { .. } => "invalid_event",
         }
     }
@@ -93,10 +123,13 @@ impl InteractionDecoder {
         }
     }
 
-    /// The Avro value of a framed payload, resolved to the reader schema.
+    /// The Avro value of a framed payload, resolved to the reader schema. The datum is
+    /// checked against its bounds first ([`check_bounds`]), so apache-avro never allocates
+    /// for a length the datum cannot hold nor recurses deeper than the bound.
     pub async fn decode_value(&self, payload: Option<&[u8]>) -> Result<(u32, Value), DecodeError> {
         let (schema_id, mut datum) = parse_frame(payload)?;
         let writer = self.client.schema_by_id(schema_id).await?;
+        check_bounds(&writer, datum).map_err(|source| DecodeError::Bounds { schema_id, source })?;
         let avro = |e: apache_avro::Error| DecodeError::Avro {
             schema_id,
             reason: e.to_string(),
@@ -116,21 +149,27 @@ impl InteractionDecoder {
         Ok((schema_id, value))
     }
 
-    /// The interaction in a framed payload. When the writer and the reader are both shipped
-    /// contract versions the datum is read directly ([`read_interaction`]), else resolved
-    /// through apache-avro values.
+    /// The interaction in a framed payload, within the contract's size limits. When the
+    /// writer and the reader are both shipped contract versions the datum is read directly
+    /// ([`read_interaction`]), else resolved through apache-avro values.
     pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Interaction, DecodeError> {
         let (schema_id, datum) = parse_frame(payload)?;
-        if let (Some(writer), Some(reader)) =
+        let event = if let (Some(writer), Some(reader)) =
             (self.writer_layout(schema_id).await?, self.reader_layout)
         {
-            return read_interaction(writer, reader, datum).map_err(|e| DecodeError::Avro {
+            read_interaction(writer, reader, datum).map_err(|e| DecodeError::Avro {
                 schema_id,
                 reason: e.to_string(),
-            });
-        }
-        let (schema_id, value) = self.decode_value(payload).await?;
-        Interaction::from_avro(value).map_err(|source| DecodeError::Shape { schema_id, source })
+            })?
+        } else {
+            let (_, value) = self.decode_value(payload).await?;
+            Interaction::from_avro(value)
+                .map_err(|source| DecodeError::Shape { schema_id, source })?
+        };
+        event
+            .check_sizes()
+            .map_err(|source| DecodeError::Size { schema_id, source })?;
+        Ok(event)
     }
 }
 

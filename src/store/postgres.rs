@@ -30,7 +30,8 @@ const POOL_SIZE: usize = 8;
 /// The advisory lock key migrations hold (one bigint; fences use the two-int form).
 const MIGRATION_LOCK: i64 = 0x6576_656e_7466_6f6c;
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE partition_progress (
     topic TEXT NOT NULL,
     partition INTEGER NOT NULL,
@@ -96,7 +97,11 @@ CREATE TABLE session_profiles (
     converted BOOLEAN NOT NULL,
     PRIMARY KEY (pipeline, session_id)
 );
-"#];
+"#,
+    r#"
+ALTER TABLE partition_progress ADD COLUMN updated_at_ms BIGINT;
+"#,
+];
 
 /// Why an operation failed, before the store names itself.
 enum Failure {
@@ -314,8 +319,8 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
     let dead_lettered = batch.dead_lettered as i64;
     let progress = tx
         .prepare_cached(
-            "INSERT INTO partition_progress AS p (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+            "INSERT INTO partition_progress AS p (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms, updated_at_ms)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
              ON CONFLICT (topic, partition) DO UPDATE SET
                last_offset = excluded.last_offset,
                read = p.read + excluded.read,
@@ -323,7 +328,8 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
                duplicates = p.duplicates + excluded.duplicates,
                dead_lettered = p.dead_lettered + excluded.dead_lettered,
                late = p.late + excluded.late,
-               max_event_ms = excluded.max_event_ms",
+               max_event_ms = excluded.max_event_ms,
+               updated_at_ms = excluded.updated_at_ms",
         )
         .await?;
     tx.execute(
@@ -338,6 +344,7 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
             &dead_lettered,
             &late,
             &batch.max_event_ms,
+            &batch.cut_at_ms,
         ],
     )
     .await?;
@@ -712,7 +719,7 @@ impl ReadStore for PostgresStore {
         let rows = self
             .rows(
                 "listing partitions",
-                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms
+                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms, updated_at_ms
                  FROM partition_progress ORDER BY topic, partition",
                 &[],
             )
@@ -729,6 +736,7 @@ impl ReadStore for PostgresStore {
                 dead_lettered: row.get::<_, i64>(6) as u64,
                 late: row.get::<_, i64>(7) as u64,
                 max_event_ms: row.get(8),
+                updated_at_ms: row.get(9),
             })
             .collect())
     }

@@ -30,6 +30,9 @@ pub struct PartitionStatus {
     pub late: u64,
     /// The highest event time folded (watermark = this − the pipeline's delay).
     pub max_event_ms: Option<i64>,
+    /// When the worker last committed a batch of this partition (its clock, ms since the
+    /// epoch; `None` before the first commit that recorded it): the idle rule reads it.
+    pub updated_at_ms: Option<i64>,
 }
 
 /// One window and group of an aggregate, merged over every partition.

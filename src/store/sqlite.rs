@@ -108,6 +108,9 @@ CREATE TABLE IF NOT EXISTS seen_event_batches (
 CREATE INDEX IF NOT EXISTS aggregate_partials_by_end
     ON aggregate_partials (pipeline, partition, window_end);
 "#,
+    r#"
+ALTER TABLE partition_progress ADD COLUMN updated_at_ms INTEGER;
+"#,
     // The projection tables keyed by their primary key alone (one b-tree instead of a rowid
     // table plus a key index): each batch upserts thousands of their small rows.
     r#"
@@ -274,7 +277,7 @@ impl SqliteStore {
     pub async fn partitions(&self) -> Result<Vec<PartitionStatus>, StoreError> {
         self.with(|c| {
             let mut statement = c.prepare_cached(
-                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms
+                "SELECT topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms, updated_at_ms
                  FROM partition_progress ORDER BY topic, partition",
             )?;
             let rows = statement.query_map([], |row| {
@@ -288,6 +291,7 @@ impl SqliteStore {
                     dead_lettered: row.get::<_, i64>(6)? as u64,
                     late: row.get::<_, i64>(7)? as u64,
                     max_event_ms: row.get(8)?,
+                    updated_at_ms: row.get(9)?,
                 })
             })?;
             rows.collect()
@@ -516,8 +520,8 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     let read = batch.records() as i64;
     let duplicates = batch.duplicates as i64;
     tx.execute(
-        "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO partition_progress (topic, partition, last_offset, read, folded, duplicates, dead_lettered, late, max_event_ms, updated_at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT (topic, partition) DO UPDATE SET
            last_offset = excluded.last_offset,
            read = read + excluded.read,
@@ -525,8 +529,9 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
            duplicates = duplicates + excluded.duplicates,
            dead_lettered = dead_lettered + excluded.dead_lettered,
            late = late + excluded.late,
-           max_event_ms = excluded.max_event_ms",
-        params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64, late, batch.max_event_ms],
+           max_event_ms = excluded.max_event_ms,
+           updated_at_ms = excluded.updated_at_ms",
+        params![batch.topic, batch.partition, batch.last_offset, read, folded, duplicates, batch.dead_lettered as i64, late, batch.max_event_ms, batch.cut_at_ms],
     )?;
     tx.prepare_cached(
         "DELETE FROM seen_event_batches WHERE topic = ?1 AND partition = ?2 AND last_offset <= ?3",

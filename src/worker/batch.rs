@@ -1,6 +1,7 @@
 //! Micro-batches: the distinct events of one partition, in offset order, with the offset
 //! range they cover, what happened to each record, and the partials and duplicate-detection
-//! ids the store writes with them. Pure data: no IO.
+//! ids the store writes with them. Pure data: no IO (only the clock, read once when a batch
+//! is cut).
 
 use std::sync::Arc;
 
@@ -53,12 +54,16 @@ pub struct FoldBatch {
     pub dedup_horizon_events: i64,
     /// The pipeline's partials this batch changed, whole.
     pub partials: Vec<PartialChange>,
-    /// The highest event time seen in the partition after this batch (its watermark source).
+    /// The highest event time seen in the partition after this batch, each event's time
+    /// clamped by [`Pipeline::watermark_time`] (its watermark source).
     pub max_event_ms: Option<i64>,
     /// The pipeline whose aggregates the batch's on-time, distinct events fold into.
     pub pipeline: Option<Arc<Pipeline>>,
     /// When the batch's first record was read (fold latency).
     pub opened_at: Option<std::time::Instant>,
+    /// Processing time (ms since the epoch) when the batch was cut: the partition's last
+    /// activity, which the idle rule of the query side reads back.
+    pub cut_at_ms: i64,
 }
 
 impl FoldBatch {
@@ -99,6 +104,7 @@ impl BatchBuilder {
                 max_event_ms,
                 pipeline,
                 opened_at: None,
+                cut_at_ms: 0,
             },
         }
     }
@@ -108,13 +114,20 @@ impl BatchBuilder {
         self.batch.last_offset + 1
     }
 
-    /// Adds a distinct decoded event (its offset must be the next one).
+    /// Adds a distinct decoded event (its offset must be the next one). Its time moves the
+    /// partition's watermark source at most to its record's timestamp plus the pipeline's
+    /// `max_ahead` ([`Pipeline::watermark_time`]).
     pub fn push_event(&mut self, event: FoldedEvent) {
         self.batch
             .opened_at
             .get_or_insert_with(std::time::Instant::now);
         self.batch.last_offset = event.offset;
-        let at = event.event.occurred_at;
+        let at = match (&self.batch.pipeline, event.ingested_at) {
+            (Some(pipeline), Some(record_ms)) => {
+                pipeline.watermark_time(event.event.occurred_at, record_ms)
+            }
+            _ => event.event.occurred_at,
+        };
         self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
         self.batch.events.push(event);
     }
@@ -176,6 +189,59 @@ impl BatchBuilder {
         let mut batch = std::mem::replace(self, next).batch;
         batch.seen = seen;
         batch.partials = partials;
+        batch.cut_at_ms = crate::clock::now_ms();
         batch
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::EventType;
+    use crate::pipeline::parse_pipeline;
+
+    fn folded(offset: i64, occurred_at: i64, ingested_at: Option<i64>) -> FoldedEvent {
+        FoldedEvent {
+            offset,
+            event: Interaction {
+                event_id: offset.to_string(),
+                event_type: EventType::Click,
+                user_id: "u".into(),
+                session_id: "s".into(),
+                item_id: None,
+                occurred_at,
+                app: "web".into(),
+                properties: Default::default(),
+                value: None,
+                device: Default::default(),
+            },
+            ingested_at,
+            late: false,
+        }
+    }
+
+    #[test]
+    fn an_event_ahead_of_its_record_moves_the_watermark_source_only_to_the_record_time() {
+        let pipeline = parse_pipeline(
+            std::path::Path::new("t.yaml"),
+            "name: t\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s, max_ahead: 1s}\naggregates:\n  - {name: n, window: {tumbling: 1m}, aggregate: count}\n",
+        )
+        .map(Arc::new)
+        .unwrap();
+        let mut batch = BatchBuilder::new("t", 0, None, 10, None, Some(pipeline));
+        batch.push_event(folded(0, 50_000, Some(60_000)));
+        assert_eq!(batch.max_event_ms(), Some(50_000));
+        // The year 2100, in a record stamped at 70 s: counts as 70 s + max_ahead.
+        batch.push_event(folded(1, 4_102_444_800_000, Some(70_000)));
+        assert_eq!(batch.max_event_ms(), Some(71_000));
+        let taken = batch.take(Vec::new(), Vec::new());
+        assert_eq!((taken.max_event_ms, taken.records()), (Some(71_000), 2));
+        assert!(taken.cut_at_ms > 0);
+        // Without a record timestamp, or without a pipeline, the event's own time counts.
+        batch.push_event(folded(2, 80_000, None));
+        assert_eq!(batch.max_event_ms(), Some(80_000));
+        let mut plain = BatchBuilder::new("t", 0, None, 10, None, None);
+        plain.push_event(folded(0, 4_102_444_800_000, Some(70_000)));
+        assert_eq!(plain.max_event_ms(), Some(4_102_444_800_000));
     }
 }

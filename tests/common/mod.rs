@@ -230,7 +230,10 @@ pub struct ReadPath {
     pub events_url: String,
     /// The store the worker writes.
     pub store: SqliteStore,
-    registry: TestRegistry,
+    /// Where the worker dead-letters records.
+    pub dead_letter_topic: String,
+    /// The registry the collector and the worker use.
+    pub registry: TestRegistry,
     stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     _dir: tempfile::TempDir,
@@ -253,12 +256,13 @@ impl ReadPath {
         let store_path = dir.path().join("store.db");
         let store = SqliteStore::open(&store_path).expect("store opens");
         let stop = CancellationToken::new();
+        let dead_letter_topic = unique("dlq");
         let worker = Worker::build(
             &kafka(),
             WorkerConfig {
                 topic: topic.clone(),
                 group_id: unique("g"),
-                dead_letter_topic: unique("dlq"),
+                dead_letter_topic: dead_letter_topic.clone(),
                 pipeline: Some(pipeline_path.clone()),
                 batch_linger_ms: 10,
                 ..Default::default()
@@ -306,6 +310,7 @@ impl ReadPath {
             query_url: urls[0].clone(),
             events_url: format!("{}/v1/events", urls[1]),
             store,
+            dead_letter_topic,
             registry,
             stop,
             tasks,

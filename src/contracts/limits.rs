@@ -1,0 +1,166 @@
+//! The contract's size limits: how long an interaction's strings may be and how many
+//! properties it may carry. The collector refuses an app's event over a limit (400, with the
+//! field and the limit); the worker dead-letters a record over a limit that reached the topic
+//! some other way (reason `too_large`), so no read model ever holds a megabyte user id.
+//! Pure code.
+
+use super::Interaction;
+
+/// Longest id (`event_id`, `user_id`, `session_id`, `item_id`), in bytes.
+pub const MAX_ID_BYTES: usize = 128;
+/// Longest `app` and device string (`platform`, `os_version`, `app_version`), in bytes.
+pub const MAX_APP_BYTES: usize = 64;
+/// Most `properties` entries.
+pub const MAX_PROPERTIES: usize = 32;
+/// Longest property key or value, in bytes.
+pub const MAX_PROPERTY_BYTES: usize = 512;
+
+/// An event over one of the contract's size limits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SizeError {
+    /// A string is too long.
+    #[error("field '{field}' is {len} bytes long; at most {max} allowed")]
+    TooLong {
+        /// The field (dotted when nested; `properties` for a property key).
+        field: String,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Too many properties.
+    #[error("field 'properties' has {count} entries; at most {max} allowed")]
+    TooManyProperties {
+        /// How many there are.
+        count: usize,
+        /// [`MAX_PROPERTIES`].
+        max: usize,
+    },
+}
+
+impl Interaction {
+    /// The first size limit the event breaks, if any (fields in contract order).
+    pub fn check_sizes(&self) -> Result<(), SizeError> {
+        let too_long = |field: &str, text: &str, max: usize| {
+            (text.len() > max).then(|| SizeError::TooLong {
+                field: field.to_owned(),
+                len: text.len(),
+                max,
+            })
+        };
+        let strings = [
+            ("event_id", Some(self.event_id.as_str()), MAX_ID_BYTES),
+            ("user_id", Some(&self.user_id), MAX_ID_BYTES),
+            ("session_id", Some(&self.session_id), MAX_ID_BYTES),
+            ("item_id", self.item_id.as_deref(), MAX_ID_BYTES),
+            ("app", Some(&self.app), MAX_APP_BYTES),
+            (
+                "device.platform",
+                Some(&self.device.platform),
+                MAX_APP_BYTES,
+            ),
+            (
+                "device.os_version",
+                self.device.os_version.as_deref(),
+                MAX_APP_BYTES,
+            ),
+            (
+                "device.app_version",
+                self.device.app_version.as_deref(),
+                MAX_APP_BYTES,
+            ),
+        ];
+        for (field, text, max) in strings {
+            if let Some(error) = text.and_then(|text| too_long(field, text, max)) {
+                return Err(error);
+            }
+        }
+        if self.properties.len() > MAX_PROPERTIES {
+            return Err(SizeError::TooManyProperties {
+                count: self.properties.len(),
+                max: MAX_PROPERTIES,
+            });
+        }
+        for (key, value) in &self.properties {
+            if let Some(error) = too_long("properties", key, MAX_PROPERTY_BYTES) {
+                return Err(error);
+            }
+            if value.len() > MAX_PROPERTY_BYTES {
+                return Err(SizeError::TooLong {
+                    field: format!("properties.{key}"),
+                    len: value.len(),
+                    max: MAX_PROPERTY_BYTES,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::EventType;
+
+    fn event() -> Interaction {
+        Interaction {
+            event_id: "e".repeat(MAX_ID_BYTES),
+            event_type: EventType::Click,
+            user_id: "u".repeat(MAX_ID_BYTES),
+            session_id: "s".into(),
+            item_id: Some("i".repeat(MAX_ID_BYTES)),
+            occurred_at: 0,
+            app: "a".repeat(MAX_APP_BYTES),
+            properties: (0..MAX_PROPERTIES)
+                .map(|i| (format!("{i:0>512}"), "v".repeat(MAX_PROPERTY_BYTES)))
+                .collect(),
+            value: None,
+            device: Default::default(),
+        }
+    }
+
+    #[test]
+    fn an_event_at_every_limit_passes_and_one_byte_more_fails_naming_the_field() {
+        assert_eq!(event().check_sizes(), Ok(()));
+        let mut user = event();
+        user.user_id.push('u');
+        assert_eq!(
+            user.check_sizes().unwrap_err().to_string(),
+            "field 'user_id' is 129 bytes long; at most 128 allowed"
+        );
+        let mut huge = event();
+        huge.item_id = Some("i".repeat(1 << 20));
+        assert_eq!(
+            huge.check_sizes(),
+            Err(SizeError::TooLong {
+                field: "item_id".into(),
+                len: 1 << 20,
+                max: MAX_ID_BYTES
+            })
+        );
+        let mut platform = event();
+        platform.device.platform = "p".repeat(65);
+        assert_eq!(
+            platform.check_sizes().unwrap_err().to_string(),
+            "field 'device.platform' is 65 bytes long; at most 64 allowed"
+        );
+        let mut value = event();
+        value.properties.insert("k".into(), "v".repeat(513));
+        assert_eq!(
+            value.check_sizes(),
+            Err(SizeError::TooManyProperties { count: 33, max: 32 })
+        );
+        value.properties.pop_first();
+        assert_eq!(
+            value.check_sizes().unwrap_err().to_string(),
+            "field 'properties.k' is 513 bytes long; at most 512 allowed"
+        );
+        let mut key = event();
+        key.properties.pop_first();
+        key.properties.insert("k".repeat(513), "v".into());
+        assert_eq!(
+            key.check_sizes().unwrap_err().to_string(),
+            "field 'properties' is 513 bytes long; at most 512 allowed"
+        );
+    }
+}
