@@ -664,8 +664,8 @@ mod tests {
         assert!(message.contains("'user_id' is not numeric"), "{message}");
     }
 
-    /// Found while fuzzing `pipeline_file`: the top-k capacity is 10 × k, which overflowed
-    /// (a panic with overflow checks, a wrapped capacity without).
+    /// Found while writing the `pipeline_file` fuzz target: the top-k capacity is 10 × k,
+    /// which overflowed (a panic with overflow checks, a wrapped capacity without).
     #[test]
     fn a_k_too_large_for_its_capacity_is_a_problem_not_an_overflow() {
         let error = parse(&format!(
