@@ -162,7 +162,7 @@ run)
     echo "fuzz.sh: fuzzing $target for $seconds s (log: $log)"
     status=0
     fuzz_target "$target" "$target_dir/corpus/$target" "$seconds" "$log" || status=$?
-    grep -E '^#[0-9]+ +(INITED|DONE)|SUMMARY|panicked|Test unit written|ERROR' "$log" || true
+    grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|SUMMARY|panicked|Test unit written|ERROR' "$log" || true
     echo "fuzz.sh: $target: $(executions "$log") executions in $seconds s"
     ((status == 0)) || die "$target crashed (status $status); the input is in $FUZZ_DIR/artifacts/$target/"
     ;;
