@@ -8,8 +8,9 @@
 #    if this script started it,
 # 3. exports EVENTFOLD_TEST_BROKERS=127.0.0.1:PORT and
 #    EVENTFOLD_TEST_PYTHON=<repo>/.tools/venv/bin/python for the tests,
-# 4. runs cargo fmt --check, cargo clippy -D warnings, cargo test --all-targets and
-#    scripts/validate-deploy.sh (compose, Helm and Kubernetes manifest checks)
+# 4. runs cargo fmt --check, cargo clippy -D warnings, cargo test --all-targets,
+#    scripts/validate-deploy.sh (compose, Helm and Kubernetes manifest checks) and
+#    scripts/fuzz.sh ci (every fuzz target: corpus replay, then a short bounded run)
 #    (all of them, even if one fails) and exits non-zero if any of them failed.
 set -euo pipefail
 
@@ -89,6 +90,7 @@ cargo fmt --all -- --check || failed+=("cargo fmt --all -- --check")
 cargo clippy --all-targets -- -D warnings || failed+=("cargo clippy --all-targets -- -D warnings")
 cargo test --all-targets "$@" || failed+=("cargo test --all-targets $*")
 scripts/validate-deploy.sh || failed+=("scripts/validate-deploy.sh")
+scripts/fuzz.sh ci || failed+=("scripts/fuzz.sh ci")
 
 if ((${#failed[@]})); then
     printf 'test.sh: FAILED: %s\n' "${failed[@]}" >&2

@@ -6,11 +6,10 @@
 //! 503 means some were not acknowledged: the body lists which were, and the app retries the
 //! batch (duplicates are harmless: workers count an `event_id` once).
 
-use std::io::Read;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
@@ -18,14 +17,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::json;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use super::batch::{body_format, parse_batch};
 use super::token::ConsistencyToken;
-use super::validate::{validate_event, EventJson, EventLimits, FieldError};
+use super::validate::{EventLimits, FieldError};
 use super::write_keys::{KeyRefusal, WriteKeys, WriteKeysError, WRITE_KEY_HEADER};
 use super::{CollectorConfig, EventProducer};
-use crate::contracts::Interaction;
 use crate::telemetry::metrics as names;
 use crate::telemetry::{TraceParent, TRACEPARENT};
 use tracing::Instrument;
@@ -87,7 +86,7 @@ pub fn router(state: CollectorState) -> Router {
     )
 }
 
-fn count_events(outcome: &'static str, n: usize) {
+pub(super) fn count_events(outcome: &'static str, n: usize) {
     metrics::counter!(names::COLLECTOR_EVENTS_TOTAL, "outcome" => outcome).increment(n as u64);
 }
 
@@ -215,145 +214,6 @@ impl IntoResponse for CollectError {
     }
 }
 
-/// The format of a body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    JsonArray,
-    Ndjson,
-}
-
-fn format_of(headers: &HeaderMap) -> Result<Format, CollectError> {
-    let content_type = headers
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match essence.as_str() {
-        "application/json" => Ok(Format::JsonArray),
-        "application/x-ndjson" | "application/ndjson" | "application/jsonl" => Ok(Format::Ndjson),
-        _ => Err(CollectError::UnsupportedMediaType(content_type.to_owned())),
-    }
-}
-
-/// Reads the body within `max` bytes, decompressing gzip (also bounded by `max`).
-async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, CollectError> {
-    let raw = axum::body::to_bytes(body, max)
-        .await
-        .map_err(|_| CollectError::BodyTooLarge(max))?;
-    let encoding = headers
-        .get(CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw),
-        "gzip" => {
-            let mut out = Vec::new();
-            flate2::read::GzDecoder::new(raw.as_ref())
-                .take(max as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    CollectError::Malformed(format!("the gzip body does not decompress: {e}"))
-                })?;
-            if out.len() > max {
-                return Err(CollectError::BodyTooLarge(max));
-            }
-            Ok(Bytes::from(out))
-        }
-        other => Err(CollectError::UnsupportedMediaType(format!(
-            "content-encoding {other}"
-        ))),
-    }
-}
-
-fn parse_events(
-    bytes: &[u8],
-    format: Format,
-    max_events: usize,
-) -> Result<Vec<Value>, CollectError> {
-    let events = match format {
-        Format::JsonArray => match serde_json::from_slice::<Value>(bytes) {
-            Ok(Value::Array(events)) => events,
-            Ok(other) => {
-                return Err(CollectError::Malformed(format!(
-                    "expected a JSON array of events, found {}",
-                    match other {
-                        Value::Object(_) => "an object",
-                        _ => "a scalar",
-                    }
-                )))
-            }
-            Err(e) => {
-                return Err(CollectError::Malformed(format!(
-                    "the body is not valid JSON: {e}"
-                )))
-            }
-        },
-        Format::Ndjson => {
-            let text = std::str::from_utf8(bytes)
-                .map_err(|e| CollectError::Malformed(format!("the body is not UTF-8: {e}")))?;
-            let mut events = Vec::new();
-            for (number, line) in text.lines().enumerate() {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let event = serde_json::from_str(line).map_err(|e| {
-                    CollectError::Malformed(format!("line {} is not valid JSON: {e}", number + 1))
-                })?;
-                events.push(event);
-                if events.len() > max_events {
-                    break;
-                }
-            }
-            events
-        }
-    };
-    if events.is_empty() {
-        return Err(CollectError::EmptyBatch);
-    }
-    if events.len() > max_events {
-        return Err(CollectError::TooManyEvents {
-            count: events.len(),
-            max: max_events,
-        });
-    }
-    Ok(events)
-}
-
-/// The fast path for well-formed batches: typed deserialization and the same checks as
-/// the validator. `None` (anything unusual) sends the batch through the slow path, which
-/// reports exactly what is wrong.
-fn fast_parse(
-    bytes: &[u8],
-    format: Format,
-    limits: &EventLimits,
-    now: i64,
-    max: usize,
-) -> Option<Vec<Interaction>> {
-    let typed: Vec<EventJson> = match format {
-        Format::JsonArray => serde_json::from_slice(bytes).ok()?,
-        Format::Ndjson => std::str::from_utf8(bytes)
-            .ok()?
-            .lines()
-            .filter(|line| !line.trim().is_empty())
-            .map(|line| serde_json::from_str(line).ok())
-            .collect::<Option<_>>()?,
-    };
-    if typed.is_empty() || typed.len() > max {
-        return None;
-    }
-    typed
-        .into_iter()
-        .map(|event| event.accept(limits, now))
-        .collect()
-}
-
 async fn collect(
     State(state): State<CollectorState>,
     headers: HeaderMap,
@@ -363,29 +223,19 @@ async fn collect(
         .keys
         .admit(&headers, Instant::now())
         .map_err(CollectError::Refused)?;
-    let format = format_of(&headers)?;
-    let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
-    let now = crate::clock::now_ms();
-    let max = state.config.max_events_per_batch;
-    let events = match fast_parse(&bytes, format, &state.limits, now, max) {
-        Some(events) => events,
-        None => {
-            let values = parse_events(&bytes, format, max)?;
-            let mut events = Vec::with_capacity(values.len());
-            let mut errors = Vec::new();
-            for (index, value) in values.iter().enumerate() {
-                match validate_event(index, value, &state.limits, now) {
-                    Ok(event) => events.push(event),
-                    Err(problems) => errors.extend(problems),
-                }
-            }
-            if !errors.is_empty() {
-                count_events("rejected", values.len());
-                return Err(CollectError::InvalidEvents(errors));
-            }
-            events
-        }
-    };
+    let format = body_format(&headers)?;
+    let max = state.config.max_body_bytes;
+    let raw = axum::body::to_bytes(body, max)
+        .await
+        .map_err(|_| CollectError::BodyTooLarge(max))?;
+    let events = parse_batch(
+        &headers,
+        format,
+        raw,
+        &state.config,
+        &state.limits,
+        crate::clock::now_ms(),
+    )?;
     let started = std::time::Instant::now();
     let trace = headers
         .get(TRACEPARENT)

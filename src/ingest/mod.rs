@@ -6,6 +6,7 @@
 //! generator behind `eventfold produce`.
 
 mod acks;
+mod batch;
 mod collect;
 mod config;
 mod generate;
@@ -16,6 +17,7 @@ mod validate;
 mod workload;
 mod write_keys;
 
+pub use batch::{body_format, parse_batch, BodyFormat};
 pub use collect::{router, AcceptedEvent, CollectError, CollectorState};
 pub use config::CollectorConfig;
 pub use generate::EventGenerator;

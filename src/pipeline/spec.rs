@@ -507,7 +507,7 @@ pub fn parse_pipeline(path: &Path, text: &str) -> Result<Pipeline, PipelineError
         let mut params = AggregateParams::default();
         if let Some(k) = aggregate.k {
             params.k = k;
-            params.capacity = params.capacity.max(k * 10);
+            params.capacity = params.capacity.max(k.saturating_mul(10));
         }
         if let Some(quantiles) = &aggregate.quantiles {
             params.quantiles = quantiles.clone();
@@ -678,6 +678,23 @@ mod tests {
             "{message}"
         );
         assert!(message.contains("'user_id' is not numeric"), "{message}");
+    }
+
+    /// Found while writing the `pipeline_file` fuzz target: the top-k capacity is 10 × k,
+    /// which overflowed (a panic with overflow checks, a wrapped capacity without).
+    #[test]
+    fn a_k_too_large_for_its_capacity_is_a_problem_not_an_overflow() {
+        let error = parse(&format!(
+            "{BASE}aggregates:\n  - {{name: top, window: {{tumbling: 1m}}, aggregate: top_k, field: item_id, k: 1844674407370955162}}\n"
+        ))
+        .unwrap_err();
+        assert_eq!(
+            error.problems,
+            vec![Problem {
+                place: "aggregates[0] (top)".into(),
+                message: "capacity must be between 1 and 100000, got 18446744073709551615".into(),
+            }]
+        );
     }
 
     #[test]

@@ -408,6 +408,69 @@ fn unexpected(reply: Reply) -> RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::contracts::InteractionVersion;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use tower::ServiceExt;
+
+    /// Sends one request; gives the status and the JSON body.
+    async fn send(app: &Router, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(CONTENT_TYPE, CONTENT_TYPE_V1)
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_api_over_an_in_memory_log_registers_and_refuses_like_over_kafka() {
+        let app = router(SchemaLog::in_memory());
+        let subject = "/subjects/interactions-value/versions";
+        let v1 = json!({ "schema": InteractionVersion::V1.text() });
+        let v2 = json!({ "schema": InteractionVersion::V2.text() });
+        assert_eq!(
+            send(&app, "POST", subject, v1.clone()).await,
+            (StatusCode::OK, json!({ "id": 1 }))
+        );
+        assert_eq!(
+            send(&app, "POST", subject, v2).await,
+            (StatusCode::OK, json!({ "id": 2 }))
+        );
+        assert_eq!(
+            send(&app, "POST", subject, v1).await,
+            (StatusCode::OK, json!({ "id": 1 })),
+            "registering a schema twice gives its id"
+        );
+        assert_eq!(
+            send(&app, "GET", subject, Value::Null).await,
+            (StatusCode::OK, json!([1, 2]))
+        );
+        let (status, body) = send(&app, "GET", "/schemas/ids/2", Value::Null).await;
+        assert_eq!(
+            (status, body["schema"].as_str()),
+            (StatusCode::OK, Some(InteractionVersion::V2.text()))
+        );
+        let narrower = json!({ "schema": r#"{"type":"record","name":"Interaction","namespace":"io.eventfold.events","fields":[{"name":"event_id","type":"long"}]}"# });
+        let (status, body) = send(&app, "POST", subject, narrower).await;
+        assert_eq!(
+            (status, &body["error_code"]),
+            (StatusCode::CONFLICT, &json!(409))
+        );
+        assert_eq!(
+            send(&app, "GET", "/schemas/ids/3", Value::Null).await,
+            (
+                StatusCode::NOT_FOUND,
+                json!({ "error_code": 40403, "message": "Schema 3 not found" })
+            )
+        );
+    }
 
     #[test]
     fn versions_parse_like_confluent() {

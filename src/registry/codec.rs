@@ -3,6 +3,7 @@
 //! (found by id) to the reader schema the consumer was built for.
 
 use std::collections::HashMap;
+use std::io::Read;
 use std::sync::{Arc, RwLock};
 
 use apache_avro::reader::datum::GenericDatumReader;
@@ -123,29 +124,11 @@ impl InteractionDecoder {
         }
     }
 
-    /// The Avro value of a framed payload, resolved to the reader schema. The datum is
-    /// checked against its bounds first ([`check_bounds`]), so apache-avro never allocates
-    /// for a length the datum cannot hold nor recurses deeper than the bound.
+    /// The Avro value of a framed payload, resolved to the reader schema ([`resolve_datum`]).
     pub async fn decode_value(&self, payload: Option<&[u8]>) -> Result<(u32, Value), DecodeError> {
-        let (schema_id, mut datum) = parse_frame(payload)?;
+        let (schema_id, datum) = parse_frame(payload)?;
         let writer = self.client.schema_by_id(schema_id).await?;
-        check_bounds(&writer, datum).map_err(|source| DecodeError::Bounds { schema_id, source })?;
-        let avro = |e: apache_avro::Error| DecodeError::Avro {
-            schema_id,
-            reason: e.to_string(),
-        };
-        let value = GenericDatumReader::builder(&writer)
-            .reader_schema(&self.reader)
-            .build()
-            .map_err(avro)?
-            .read_value(&mut datum)
-            .map_err(avro)?;
-        if !datum.is_empty() {
-            return Err(DecodeError::Avro {
-                schema_id,
-                reason: format!("{} bytes left over after the datum", datum.len()),
-            });
-        }
+        let value = resolve_datum(schema_id, &writer, &self.reader, datum)?;
         Ok((schema_id, value))
     }
 
@@ -192,6 +175,60 @@ impl InteractionDecoder {
             .unwrap_or_else(|e| e.into_inner())
             .insert(schema_id, layout);
         Ok(layout)
+    }
+}
+
+/// Decodes an Avro datum written with `writer` (schema id `schema_id`, for the error) and
+/// resolves it to `reader` through apache-avro values: the general path of
+/// [`InteractionDecoder`], for any writer schema. The datum is checked against its bounds
+/// first ([`check_bounds`]), so apache-avro never allocates for a length the datum cannot
+/// hold nor recurses deeper than the bound. The whole datum must be consumed, and no more: a
+/// datum that ends early is refused (apache-avro alone would read a string, boolean or union
+/// cut off by the end as null).
+pub fn resolve_datum(
+    schema_id: u32,
+    writer: &Schema,
+    reader: &Schema,
+    datum: &[u8],
+) -> Result<Value, DecodeError> {
+    check_bounds(writer, datum).map_err(|source| DecodeError::Bounds { schema_id, source })?;
+    let avro = |e: apache_avro::Error| DecodeError::Avro {
+        schema_id,
+        reason: e.to_string(),
+    };
+    let mut bytes = DatumBytes {
+        rest: datum,
+        overrun: false,
+    };
+    let value = GenericDatumReader::builder(writer)
+        .reader_schema(reader)
+        .build()
+        .map_err(avro)?
+        .read_value(&mut bytes)
+        .map_err(avro)?;
+    let reason = if bytes.overrun {
+        format!(
+            "the datum ends early: its {} bytes are truncated",
+            datum.len()
+        )
+    } else if !bytes.rest.is_empty() {
+        format!("{} bytes left over after the datum", bytes.rest.len())
+    } else {
+        return Ok(value);
+    };
+    Err(DecodeError::Avro { schema_id, reason })
+}
+
+/// A datum being decoded that remembers whether the decoder asked for bytes past its end.
+struct DatumBytes<'a> {
+    rest: &'a [u8],
+    overrun: bool,
+}
+
+impl Read for DatumBytes<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.overrun |= buf.len() > self.rest.len();
+        self.rest.read(buf)
     }
 }
 
@@ -286,5 +323,80 @@ fn sr_settings(registry: RegistryEndpoint) -> SrSettings {
             .build()
             // Fails only where `SrSettings::new` panics too: no HTTP client can be built.
             .expect("the registry HTTP client builds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contracts::{interaction_schema, read_interaction};
+
+    fn schema(version: InteractionVersion) -> Schema {
+        interaction_schema(version).unwrap()
+    }
+
+    /// Found by the `avro_decode` fuzz target: a v2 datum cut off inside `device.platform`
+    /// (a length of 36 with 22 bytes left), read with reader v1, which drops `device`.
+    /// apache-avro alone reads the cut-off string as null and the datum looked whole; the
+    /// bounds walk refuses it first (and the decoder's overrun check stays behind it).
+    #[test]
+    fn a_datum_truncated_inside_a_dropped_field_is_refused() {
+        let datum = [
+            0, 0, 0, 0, 0, 0, 0, 0, 0, 72, 48, 98, 45, 55, 101, 56, 102, 57, 97, 48, 98, 49, 99,
+            50, 100, 2, 4, 117, 49, 50, 46, 49,
+        ];
+        let (v1, v2) = (
+            schema(InteractionVersion::V1),
+            schema(InteractionVersion::V2),
+        );
+        let error = resolve_datum(7, &v2, &v1, &datum).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "the Avro datum written with schema id 7 is refused before decoding: byte 10: \
+             length 36 does not fit the 22 bytes left"
+        );
+        assert_eq!(error.reason(), "avro_decode");
+        assert_eq!(
+            read_interaction(InteractionVersion::V2, InteractionVersion::V1, &datum)
+                .unwrap_err()
+                .to_string(),
+            "byte 10: length 36 does not fit the 22 bytes left"
+        );
+    }
+
+    #[test]
+    fn whole_datums_resolve_and_left_over_bytes_are_refused() {
+        let event = Interaction {
+            event_id: "e".into(),
+            event_type: crate::contracts::EventType::Play,
+            user_id: "u".into(),
+            session_id: "s".into(),
+            item_id: None,
+            occurred_at: 5,
+            app: "web".into(),
+            properties: Default::default(),
+            value: Some(1.5),
+            device: Default::default(),
+        };
+        let mut datum = Vec::new();
+        event.write_avro(&mut datum);
+        let (v1, v2) = (
+            schema(InteractionVersion::V1),
+            schema(InteractionVersion::V2),
+        );
+        let resolved = resolve_datum(1, &v2, &v1, &datum).unwrap();
+        let expected = Interaction {
+            value: None,
+            ..event.clone()
+        };
+        assert_eq!(Interaction::from_avro(resolved).unwrap(), expected);
+        let full = resolve_datum(1, &v2, &v2, &datum).unwrap();
+        assert_eq!(Interaction::from_avro(full).unwrap(), event);
+        datum.push(0);
+        assert_eq!(
+            resolve_datum(1, &v2, &v2, &datum).unwrap_err().to_string(),
+            "the Avro datum written with schema id 1 does not decode to the reader schema: \
+             1 bytes left over after the datum"
+        );
     }
 }

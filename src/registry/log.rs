@@ -2,7 +2,9 @@
 //! (`_schemas` by default) and take effect when this replica folds them back, in log order,
 //! into its [`RegistryState`]. A write's caller waits for its own record to be folded, so the
 //! answer is the one every replica derives. On start the replica appends a `Sync` marker and
-//! is ready once it has folded it: "caught up" never relies on the high watermark.
+//! is ready once it has folded it: "caught up" never relies on the high watermark. Tests and
+//! the fuzz targets use a log kept in memory instead ([`SchemaLog::in_memory`]), folded the
+//! same way.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -63,9 +65,16 @@ pub enum SchemaLogError {
 /// A replica's handle on the registry log and its folded state.
 #[derive(Clone)]
 pub struct SchemaLog {
+    state: Arc<RwLock<RegistryState>>,
+    /// `None`: a log of one replica kept in memory ([`SchemaLog::in_memory`]).
+    kafka: Option<KafkaLog>,
+}
+
+/// The Kafka side of a [`SchemaLog`]: where writes are appended and who waits for them.
+#[derive(Clone)]
+struct KafkaLog {
     producer: FutureProducer,
     topic: String,
-    state: Arc<RwLock<RegistryState>>,
     waiters: Waiters,
     write_timeout: Duration,
 }
@@ -109,23 +118,31 @@ impl SchemaLog {
             .map_err(client_error)?;
         consumer.assign(&assignment).map_err(client_error)?;
 
+        let waiters = Waiters::default();
         let log = SchemaLog {
-            producer,
-            topic: topic.clone(),
             state: Arc::new(RwLock::new(RegistryState::default())),
-            waiters: Arc::default(),
-            write_timeout: Duration::from_millis(config.write_timeout_ms),
+            kafka: Some(KafkaLog {
+                producer,
+                topic: topic.clone(),
+                waiters: waiters.clone(),
+                write_timeout: Duration::from_millis(config.write_timeout_ms),
+            }),
         };
-        tokio::spawn(fold_log(
-            consumer,
-            log.state.clone(),
-            log.waiters.clone(),
-            shutdown,
-        ));
+        tokio::spawn(fold_log(consumer, log.state.clone(), waiters, shutdown));
         log.submit(Command::Sync)
             .await
             .map_err(|source| SchemaLogError::CatchUp { topic, source })?;
         Ok(log)
+    }
+
+    /// A registry of one replica whose log is this process's memory: a write is folded as
+    /// soon as it is submitted, and nothing outlives the process. The HTTP API over it
+    /// answers exactly as over Kafka; for tests and fuzzing, never for serving.
+    pub fn in_memory() -> SchemaLog {
+        SchemaLog {
+            state: Arc::default(),
+            kafka: None,
+        }
     }
 
     /// Reads the folded state.
@@ -136,6 +153,19 @@ impl SchemaLog {
 
     /// Appends a command and waits until this replica folded it; returns its outcome.
     pub async fn submit(&self, command: Command) -> Result<Reply, RegistryError> {
+        match &self.kafka {
+            Some(kafka) => kafka.submit(command).await,
+            None => self
+                .state
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .apply(&command),
+        }
+    }
+}
+
+impl KafkaLog {
+    async fn submit(&self, command: Command) -> Result<Reply, RegistryError> {
         let request_id = Uuid::new_v4();
         let payload = serde_json::to_vec(&LogRecord {
             request_id,

@@ -18,9 +18,9 @@ mod error;
 mod log;
 mod state;
 
-pub use api::router;
+pub use api::{router, CONTENT_TYPE_V1};
 pub use client::{RegistryClient, RegistryClientError};
-pub use codec::{DecodeError, EncodeError, InteractionDecoder, InteractionEncoder};
+pub use codec::{resolve_datum, DecodeError, EncodeError, InteractionDecoder, InteractionEncoder};
 pub use compat::CompatibilityLevel;
 pub use config::RegistryConfig;
 pub use credentials::{require_credentials, RegistryUser};
