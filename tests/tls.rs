@@ -484,39 +484,52 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// A child `eventfold` process, killed when dropped.
+/// A child `eventfold` process serving HTTPS, killed when dropped.
 struct Eventfold {
-    name: &'static str,
+    command: &'static str,
     child: Child,
+    /// `https://localhost:<port>` of the address it was told to listen on.
+    url: String,
 }
 
 impl Eventfold {
-    fn start(name: &'static str, command: &str, env: &[(&str, String)]) -> Eventfold {
+    /// Starts `eventfold <command>` with `pki`'s certificate, listening on a free port set by
+    /// the variable `listen` (e.g. `EVENTFOLD__COLLECTOR__LISTEN`), with `env` besides.
+    fn start(command: &'static str, pki: &Pki, listen: &str, env: &[(&str, String)]) -> Eventfold {
+        let port = free_port();
         let child = Command::new(env!("CARGO_BIN_EXE_eventfold"))
             .arg(command)
             .env("EVENTFOLD__KAFKA__BOOTSTRAP_SERVERS", common::brokers())
             .env("EVENTFOLD__KAFKA__SESSION_TIMEOUT_MS", "6000")
             .env("EVENTFOLD__KAFKA__HEARTBEAT_INTERVAL_MS", "1000")
             .env("EVENTFOLD__METRICS__ENABLED", "false")
+            .env("EVENTFOLD__TLS__CERT_PATH", &pki.chain)
+            .env("EVENTFOLD__TLS__KEY_PATH", &pki.key)
+            .env(listen, format!("127.0.0.1:{port}"))
             .env("RUST_LOG", "info")
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("the eventfold binary starts");
-        Eventfold { name, child }
+        Eventfold {
+            command,
+            child,
+            url: format!("https://localhost:{port}"),
+        }
     }
 
-    /// Waits (up to 30 s) until `url` answers 200 through `client`; fails with the
+    /// Waits (up to 30 s) until `path` answers 200 through `client`; fails with the
     /// process's log if it exits first.
-    async fn wait_until_up(&mut self, client: &reqwest::Client, url: &str) {
+    async fn wait_until_up(&mut self, client: &reqwest::Client, path: &str) {
+        let url = format!("{}{path}", self.url);
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
                 let mut log = String::new();
                 let _ = self.child.stderr.as_mut().unwrap().read_to_string(&mut log);
-                panic!("`eventfold {}` exited ({status}):\n{log}", self.name);
+                panic!("`eventfold {}` exited ({status}):\n{log}", self.command);
             }
-            if let Ok(response) = client.get(url).send().await {
+            if let Ok(response) = client.get(&url).send().await {
                 if response.status().as_u16() == 200 {
                     return;
                 }
@@ -525,7 +538,7 @@ impl Eventfold {
         }
         panic!(
             "`eventfold {}` did not answer 200 at {url} in 30 s",
-            self.name
+            self.command
         );
     }
 }
@@ -540,7 +553,7 @@ impl Drop for Eventfold {
             if let Some(stderr) = self.child.stderr.as_mut() {
                 let _ = stderr.read_to_string(&mut log);
             }
-            eprintln!("--- log of `eventfold {}` ---\n{log}", self.name);
+            eprintln!("--- log of `eventfold {}` ---\n{log}", self.command);
         }
     }
 }
@@ -549,22 +562,12 @@ impl Drop for Eventfold {
 async fn registry_collector_worker_and_query_api_over_https() {
     let pki = Pki::new();
     let client = pki.client(false);
-    let tls = [
-        ("EVENTFOLD__TLS__CERT_PATH", pki.chain.display().to_string()),
-        ("EVENTFOLD__TLS__KEY_PATH", pki.key.display().to_string()),
-    ];
-    let (registry_port, metrics_port) = (free_port(), free_port());
-    let registry_url = format!("https://localhost:{registry_port}");
+    let metrics_port = free_port();
     let mut registry = Eventfold::start(
         "registry",
-        "registry",
+        &pki,
+        "EVENTFOLD__REGISTRY__LISTEN",
         &[
-            tls[0].clone(),
-            tls[1].clone(),
-            (
-                "EVENTFOLD__REGISTRY__LISTEN",
-                format!("127.0.0.1:{registry_port}"),
-            ),
             ("EVENTFOLD__REGISTRY__TOPIC", common::unique("_schemas-tls")),
             ("EVENTFOLD__METRICS__ENABLED", "true".to_owned()),
             (
@@ -573,11 +576,9 @@ async fn registry_collector_worker_and_query_api_over_https() {
             ),
         ],
     );
-    registry
-        .wait_until_up(&client, &format!("{registry_url}/healthz"))
-        .await;
+    registry.wait_until_up(&client, "/healthz").await;
     let subjects = client
-        .get(format!("{registry_url}/subjects"))
+        .get(format!("{}/subjects", registry.url))
         .send()
         .await
         .unwrap();
@@ -595,89 +596,63 @@ async fn registry_collector_worker_and_query_api_over_https() {
         .await
         .unwrap()
         .contains("eventfold_http_requests_total{service=\"registry\",route=\"/subjects\",method=\"GET\",status=\"200\"} 1"));
-    let plain = tokio::task::spawn_blocking(move || {
-        plain_http(SocketAddr::from(([127, 0, 0, 1], registry_port)))
-    })
-    .await
-    .unwrap();
+    let registry_address: SocketAddr = registry
+        .url
+        .replace("https://localhost", "127.0.0.1")
+        .parse()
+        .unwrap();
+    let plain = tokio::task::spawn_blocking(move || plain_http(registry_address))
+        .await
+        .unwrap();
     assert_eq!(plain, PLAIN_HTTP_ANSWER);
 
     let topic = common::fresh_topic("tls", 2).await;
     let dir = tempfile::tempdir().unwrap();
-    let store = dir.path().join("store.db");
-    let over_https_registry = [
-        ("EVENTFOLD__REGISTRY__URL", registry_url.clone()),
-        ("EVENTFOLD__REGISTRY__CA_PATH", pki.ca.display().to_string()),
-    ];
-    let collector_port = free_port();
+    let store = dir.path().join("store.db").display().to_string();
+    let registry_url = ("EVENTFOLD__REGISTRY__URL", registry.url.clone());
+    let ca_path = ("EVENTFOLD__REGISTRY__CA_PATH", pki.ca.display().to_string());
+    let collector_topic = ("EVENTFOLD__COLLECTOR__TOPIC", topic.clone());
+    let collector_listen = "EVENTFOLD__COLLECTOR__LISTEN";
     let mut collector = Eventfold::start(
         "collect",
-        "collect",
+        &pki,
+        collector_listen,
         &[
-            tls[0].clone(),
-            tls[1].clone(),
-            over_https_registry[0].clone(),
-            over_https_registry[1].clone(),
-            (
-                "EVENTFOLD__COLLECTOR__LISTEN",
-                format!("127.0.0.1:{collector_port}"),
-            ),
-            ("EVENTFOLD__COLLECTOR__TOPIC", topic.clone()),
+            registry_url.clone(),
+            ca_path.clone(),
+            collector_topic.clone(),
         ],
     );
-    let collector_url = format!("https://localhost:{collector_port}");
-    collector
-        .wait_until_up(&client, &format!("{collector_url}/readyz"))
-        .await;
-    // The worker's metrics and health listener is HTTPS; its store exists once it is ready.
-    let worker_metrics_port = free_port();
+    collector.wait_until_up(&client, "/readyz").await;
+    // The worker serves only metrics and health (HTTPS); its store exists once it is ready.
     let mut worker = Eventfold::start(
         "work",
-        "work",
+        &pki,
+        "EVENTFOLD__METRICS__LISTEN",
         &[
-            tls[0].clone(),
-            tls[1].clone(),
-            over_https_registry[0].clone(),
-            over_https_registry[1].clone(),
+            registry_url.clone(),
+            ca_path,
             ("EVENTFOLD__METRICS__ENABLED", "true".to_owned()),
-            (
-                "EVENTFOLD__METRICS__LISTEN",
-                format!("127.0.0.1:{worker_metrics_port}"),
-            ),
             ("EVENTFOLD__WORKER__TOPIC", topic.clone()),
             ("EVENTFOLD__WORKER__GROUP_ID", common::unique("tls")),
             (
                 "EVENTFOLD__WORKER__DEAD_LETTER_TOPIC",
                 format!("{topic}-dlq"),
             ),
-            ("EVENTFOLD__STORE__PATH", store.display().to_string()),
+            ("EVENTFOLD__STORE__PATH", store.clone()),
         ],
     );
-    worker
-        .wait_until_up(
-            &client,
-            &format!("https://localhost:{worker_metrics_port}/readyz"),
-        )
-        .await;
-    let query_port = free_port();
+    worker.wait_until_up(&client, "/readyz").await;
     let mut query = Eventfold::start(
         "serve",
-        "serve",
+        &pki,
+        "EVENTFOLD__QUERY__LISTEN",
         &[
-            tls[0].clone(),
-            tls[1].clone(),
-            (
-                "EVENTFOLD__QUERY__LISTEN",
-                format!("127.0.0.1:{query_port}"),
-            ),
             ("EVENTFOLD__QUERY__WAIT_TIMEOUT_MS", "30000".to_owned()),
-            ("EVENTFOLD__STORE__PATH", store.display().to_string()),
+            ("EVENTFOLD__STORE__PATH", store),
         ],
     );
-    let query_url = format!("https://localhost:{query_port}");
-    query
-        .wait_until_up(&client, &format!("{query_url}/healthz"))
-        .await;
+    query.wait_until_up(&client, "/healthz").await;
 
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -696,7 +671,7 @@ async fn registry_collector_worker_and_query_api_over_https() {
         })
         .collect();
     let accepted = client
-        .post(format!("{collector_url}/v1/events"))
+        .post(format!("{}/v1/events", collector.url))
         .json(&events)
         .send()
         .await
@@ -709,7 +684,8 @@ async fn registry_collector_worker_and_query_api_over_https() {
     // The worker fetched the writer schema from the HTTPS registry to fold them.
     let counts = client
         .get(format!(
-            "{query_url}/v1/users/tls-user/event-counts?consistency_token={token}"
+            "{}/v1/users/tls-user/event-counts?consistency_token={token}",
+            query.url
         ))
         .send()
         .await
@@ -721,28 +697,16 @@ async fn registry_collector_worker_and_query_api_over_https() {
         (&json!({"click": 15, "search": 10}), &json!(25))
     );
 
-    // Without `registry.ca_path` the collector cannot reach the HTTPS registry.
-    let untrusting_port = free_port();
+    // Without `registry.ca_path` a collector cannot reach the HTTPS registry.
     let mut untrusting = Eventfold::start(
         "collect",
-        "collect",
-        &[
-            tls[0].clone(),
-            tls[1].clone(),
-            over_https_registry[0].clone(),
-            (
-                "EVENTFOLD__COLLECTOR__LISTEN",
-                format!("127.0.0.1:{untrusting_port}"),
-            ),
-            ("EVENTFOLD__COLLECTOR__TOPIC", topic.clone()),
-        ],
+        &pki,
+        collector_listen,
+        &[registry_url, collector_topic],
     );
-    let untrusting_url = format!("https://localhost:{untrusting_port}");
-    untrusting
-        .wait_until_up(&client, &format!("{untrusting_url}/healthz"))
-        .await;
+    untrusting.wait_until_up(&client, "/healthz").await;
     let ready = client
-        .get(format!("{untrusting_url}/readyz"))
+        .get(format!("{}/readyz", untrusting.url))
         .send()
         .await
         .unwrap();
@@ -752,7 +716,7 @@ async fn registry_collector_worker_and_query_api_over_https() {
         json!({"ready": false, "checks": {"broker": true, "registry": false}})
     );
     let refused = client
-        .post(format!("{untrusting_url}/v1/events"))
+        .post(format!("{}/v1/events", untrusting.url))
         .json(&events[..1])
         .send()
         .await
