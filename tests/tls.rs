@@ -130,8 +130,9 @@ fn health() -> Router {
     eventfold::telemetry::health_router(eventfold::telemetry::Readiness::default())
 }
 
-/// Sends a plain HTTP request to `address`; every byte the server sends back until it closes.
-fn plain_http(address: SocketAddr) -> Vec<u8> {
+/// Sends a plain HTTP request to `address`; every byte the server sends back until it
+/// closes, and the client's own address.
+fn plain_http(address: SocketAddr) -> (Vec<u8>, SocketAddr) {
     let mut tcp = TcpStream::connect(address).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
@@ -139,7 +140,7 @@ fn plain_http(address: SocketAddr) -> Vec<u8> {
     let mut answer = Vec::new();
     tcp.read_to_end(&mut answer)
         .expect("the server closes the connection");
-    answer
+    (answer, tcp.local_addr().unwrap())
 }
 
 /// The error chain of a request as one line.
@@ -173,7 +174,7 @@ async fn https_only_over_h2_and_http1_and_nothing_for_plain_or_untrusting_client
     }
 
     // Plain HTTP to the TLS port: no HTTP answer, only TLS' own alert before the close.
-    let answer = tokio::task::spawn_blocking(move || plain_http(address))
+    let (answer, _) = tokio::task::spawn_blocking(move || plain_http(address))
         .await
         .unwrap();
     assert_eq!(
@@ -340,11 +341,15 @@ fn every_tls_problem_is_reported_with_its_path() {
     let cases: Vec<(TlsConfig, Vec<String>)> = vec![
         (
             tls(Some(&pki.chain), None),
-            vec!["tls.cert_path: set without tls.key_path (give both or neither)".to_owned()],
+            vec![format!(
+                "tls.cert_path: '{chain}' is set without tls.key_path (give both or neither)"
+            )],
         ),
         (
             tls(None, Some(&pki.key)),
-            vec!["tls.key_path: set without tls.cert_path (give both or neither)".to_owned()],
+            vec![format!(
+                "tls.key_path: '{key}' is set without tls.cert_path (give both or neither)"
+            )],
         ),
         (
             tls(Some(&missing), Some(&missing)),
@@ -445,8 +450,9 @@ fn settings_report_tls_problems_and_print_the_paths() {
     assert_eq!(
         error.to_string(),
         format!(
-            "invalid configuration:\n  registry.ca_path: cannot read '{}': No such file or directory (os error 2)\n  tls.cert_path: set without tls.key_path (give both or neither)",
-            missing.display()
+            "invalid configuration:\n  registry.ca_path: cannot read '{}': No such file or directory (os error 2)\n  tls.cert_path: '{}' is set without tls.key_path (give both or neither)",
+            missing.display(),
+            pki.chain.display()
         )
     );
 
@@ -519,15 +525,25 @@ impl Eventfold {
         }
     }
 
+    /// Kills the process; its log.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let mut log = String::new();
+        if let Some(stderr) = self.child.stderr.as_mut() {
+            let _ = stderr.read_to_string(&mut log);
+        }
+        log
+    }
+
     /// Waits (up to 30 s) until `path` answers 200 through `client`; fails with the
     /// process's log if it exits first.
     async fn wait_until_up(&mut self, client: &reqwest::Client, path: &str) {
         let url = format!("{}{path}", self.url);
         for _ in 0..300 {
             if let Some(status) = self.child.try_wait().unwrap() {
-                let mut log = String::new();
-                let _ = self.child.stderr.as_mut().unwrap().read_to_string(&mut log);
-                panic!("`eventfold {}` exited ({status}):\n{log}", self.command);
+                let command = self.command;
+                panic!("`eventfold {command}` exited ({status}):\n{}", self.stop());
             }
             if let Ok(response) = client.get(&url).send().await {
                 if response.status().as_u16() == 200 {
@@ -546,13 +562,8 @@ impl Eventfold {
 impl Drop for Eventfold {
     /// Kills the process; shows its log when the test failed.
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        let log = self.stop();
         if std::thread::panicking() {
-            let mut log = String::new();
-            if let Some(stderr) = self.child.stderr.as_mut() {
-                let _ = stderr.read_to_string(&mut log);
-            }
             eprintln!("--- log of `eventfold {}` ---\n{log}", self.command);
         }
     }
@@ -569,6 +580,8 @@ async fn registry_collector_worker_and_query_api_over_https() {
         "EVENTFOLD__REGISTRY__LISTEN",
         &[
             ("EVENTFOLD__REGISTRY__TOPIC", common::unique("_schemas-tls")),
+            ("EVENTFOLD__LOG__FORMAT", "json".to_owned()),
+            ("RUST_LOG", "info,eventfold::http=debug".to_owned()),
             ("EVENTFOLD__METRICS__ENABLED", "true".to_owned()),
             (
                 "EVENTFOLD__METRICS__LISTEN",
@@ -601,7 +614,7 @@ async fn registry_collector_worker_and_query_api_over_https() {
         .replace("https://localhost", "127.0.0.1")
         .parse()
         .unwrap();
-    let plain = tokio::task::spawn_blocking(move || plain_http(registry_address))
+    let (plain, plain_peer) = tokio::task::spawn_blocking(move || plain_http(registry_address))
         .await
         .unwrap();
     assert_eq!(plain, PLAIN_HTTP_ANSWER);
@@ -725,5 +738,22 @@ async fn registry_collector_worker_and_query_api_over_https() {
     assert_eq!(
         refused.json::<Value>().await.unwrap()["error"],
         json!("unavailable")
+    );
+
+    // The registry logged the plain-HTTP client's failed handshake once, at debug, with its
+    // address.
+    let failed: Vec<Value> = registry
+        .stop()
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["fields"]["peer"] == json!(plain_peer.to_string()))
+        .collect();
+    assert_eq!(
+        failed
+            .iter()
+            .map(|line| (&line["level"], &line["fields"]["message"]))
+            .collect::<Vec<_>>(),
+        vec![(&json!("DEBUG"), &json!("TLS handshake failed."))],
+        "{failed:?}"
     );
 }

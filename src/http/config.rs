@@ -45,10 +45,12 @@ impl Default for TlsConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsConfigError {
     /// One path without the other.
-    #[error("{set}: set without {missing} (give both or neither)")]
+    #[error("{set}: '{}' is set without {missing} (give both or neither)", path.display())]
     Unpaired {
         /// The setting that is set.
         set: &'static str,
+        /// Its path.
+        path: PathBuf,
         /// The one that is not.
         missing: &'static str,
     },
@@ -92,15 +94,17 @@ impl TlsConfig {
         let (cert_path, key_path) = match (&self.cert_path, &self.key_path) {
             (None, None) => return Ok(None),
             (Some(cert), Some(key)) => (cert, key),
-            (Some(_), None) => {
+            (Some(cert), None) => {
                 return Err(TlsConfigError::Unpaired {
                     set: "tls.cert_path",
+                    path: cert.clone(),
                     missing: "tls.key_path",
                 })
             }
-            (None, Some(_)) => {
+            (None, Some(key)) => {
                 return Err(TlsConfigError::Unpaired {
                     set: "tls.key_path",
+                    path: key.clone(),
                     missing: "tls.cert_path",
                 })
             }
