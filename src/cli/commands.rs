@@ -128,7 +128,8 @@ pub(super) async fn run_collector(
 ) -> anyhow::Result<()> {
     let readiness = start_exporter(settings, shutdown.clone()).await?;
     let config = &settings.collector;
-    let registry = RegistryClient::new(settings.registry.endpoint()?)?;
+    let endpoint = settings.registry.endpoint()?;
+    let registry = RegistryClient::new(endpoint.clone())?;
     readiness.set("registry", registry.check().await.is_ok());
     readiness.set(
         "broker",
@@ -136,7 +137,7 @@ pub(super) async fn run_collector(
     );
     let producer = EventProducer::with_timeouts(
         &settings.kafka,
-        settings.registry.endpoint()?,
+        endpoint,
         &config.topic,
         std::time::Duration::from_millis(config.queue_timeout_ms),
         std::time::Duration::from_millis(config.delivery_timeout_ms),
