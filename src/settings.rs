@@ -6,6 +6,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::TlsConfig;
 use crate::ingest::CollectorConfig;
 use crate::kafka::KafkaConfig;
 use crate::query::QueryConfig;
@@ -67,6 +68,9 @@ pub struct Settings {
     /// `[metrics]`.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// `[tls]`: HTTPS on every HTTP server of the process.
+    #[serde(default)]
+    pub tls: TlsConfig,
 }
 
 /// The configuration could not be loaded.
@@ -106,7 +110,8 @@ impl Settings {
     }
 
     /// The settings as TOML with secrets masked: every `kafka.properties` entry whose key
-    /// names a password, secret or key material, and the credentials of URLs.
+    /// names a password, secret or key material, and the credentials of URLs. File paths
+    /// (`tls.*_path`, `registry.ca_path`) are shown: they are not secrets.
     pub fn to_masked_toml(&self) -> Result<String, toml::ser::Error> {
         let mut masked = self.clone();
         for (key, value) in masked.kafka.properties.iter_mut() {
@@ -135,6 +140,7 @@ impl Settings {
         problems.extend(self.registry.problems());
         problems.extend(self.collector.problems());
         problems.extend(self.worker.problems());
+        problems.extend(self.tls.problems());
         problems
     }
 }

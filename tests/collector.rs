@@ -738,6 +738,7 @@ async fn keys_and_tokens_never_reach_the_log() {
     let server = tokio::spawn(eventfold::http::serve(
         listener,
         router(state),
+        None,
         stop.clone(),
     ));
     let client = reqwest::Client::new();

@@ -33,6 +33,7 @@ async fn loadgen_through_the_collector_matches_its_ground_truth() {
     let server = tokio::spawn(eventfold::http::serve(
         listener,
         router(CollectorState::new(producer, collector_config.clone()).expect("write keys")),
+        None,
         stop.clone(),
     ));
 

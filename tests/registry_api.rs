@@ -543,6 +543,7 @@ async fn closed_reads_need_credentials_too() {
     let endpoint = RegistryEndpoint {
         url: registry.url.clone(),
         credentials: Some(("ci".to_owned(), Secret::new("s3cret"))),
+        trusted: Vec::new(),
     };
     let schema = record("Client", json!([{ "name": "id", "type": "string" }])).to_string();
     let anonymous = RegistryClient::new(url).unwrap();

@@ -96,6 +96,7 @@ pub(super) async fn start_registry(
     tokio::spawn(crate::http::serve(
         registry_listener,
         crate::registry::router(log),
+        None,
         stop.clone(),
     ));
     Ok(registry_url)
@@ -159,6 +160,7 @@ async fn ingest(
     tokio::spawn(crate::http::serve(
         listener,
         router(CollectorState::new(event_producer, collector_config)?),
+        None,
         stop.clone(),
     ));
     let bodies: Vec<Batch> = events

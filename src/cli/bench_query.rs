@@ -230,7 +230,7 @@ async fn fill(
 async fn serve(router: axum::Router, stop: &CancellationToken) -> anyhow::Result<String> {
     let listener = tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(crate::http::serve(listener, router, stop.clone()));
+    tokio::spawn(crate::http::serve(listener, router, None, stop.clone()));
     Ok(url)
 }
 

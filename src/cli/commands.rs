@@ -85,6 +85,7 @@ pub(super) async fn start_exporter(
         tokio::spawn(crate::http::serve(
             listener,
             crate::telemetry::router(handle, readiness.clone()),
+            settings.tls.server()?,
             shutdown,
         ));
     }
@@ -116,7 +117,7 @@ pub(super) async fn run_registry_reporting(
     let router =
         crate::registry::require_credentials(crate::registry::router(log), &settings.registry)
             .merge(crate::telemetry::health_router(readiness));
-    crate::http::serve(listener, router, shutdown).await?;
+    crate::http::serve(listener, router, settings.tls.server()?, shutdown).await?;
     Ok(())
 }
 
@@ -127,7 +128,8 @@ pub(super) async fn run_collector(
 ) -> anyhow::Result<()> {
     let readiness = start_exporter(settings, shutdown.clone()).await?;
     let config = &settings.collector;
-    let registry = RegistryClient::new(settings.registry.endpoint())?;
+    let endpoint = settings.registry.endpoint()?;
+    let registry = RegistryClient::new(endpoint.clone())?;
     readiness.set("registry", registry.check().await.is_ok());
     readiness.set(
         "broker",
@@ -135,7 +137,7 @@ pub(super) async fn run_collector(
     );
     let producer = EventProducer::with_timeouts(
         &settings.kafka,
-        settings.registry.endpoint(),
+        endpoint,
         &config.topic,
         std::time::Duration::from_millis(config.queue_timeout_ms),
         std::time::Duration::from_millis(config.delivery_timeout_ms),
@@ -146,13 +148,13 @@ pub(super) async fn run_collector(
     tracing::info!(address = %config.listen, topic = %config.topic, "Collector serving.");
     let state = crate::ingest::CollectorState::new(producer, config.clone())?;
     let router = crate::ingest::router(state).merge(crate::telemetry::health_router(readiness));
-    crate::http::serve(listener, router, shutdown).await?;
+    crate::http::serve(listener, router, settings.tls.server()?, shutdown).await?;
     Ok(())
 }
 
 pub(super) async fn register_contracts(settings: &Settings, topic: &str) -> anyhow::Result<()> {
     let subject = format!("{topic}-value");
-    let registry = RegistryClient::new(settings.registry.endpoint())?;
+    let registry = RegistryClient::new(settings.registry.endpoint()?)?;
     for version in InteractionVersion::ALL {
         let id = registry
             .register(&subject, version.text())
@@ -254,7 +256,7 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
     ensure_interactions_topic(settings, args.partitions).await?;
     let producer = EventProducer::new(
         &settings.kafka,
-        settings.registry.endpoint(),
+        settings.registry.endpoint()?,
         &settings.worker.topic,
     )?;
     let generator = EventGenerator::new(args.seed, args.users, args.items, now_ms());
@@ -280,7 +282,7 @@ pub(super) async fn build_worker(
     store: Arc<dyn FoldStore>,
     readiness: Readiness,
 ) -> anyhow::Result<Worker> {
-    let registry = RegistryClient::new(settings.registry.endpoint())?;
+    let registry = RegistryClient::new(settings.registry.endpoint()?)?;
     let worker = Worker::build_reporting(
         &settings.kafka,
         settings.worker.clone(),
@@ -333,7 +335,7 @@ pub(super) async fn run_query_reporting(
     .with_shutdown(shutdown.clone());
     let router = crate::query::require_read_token(crate::query::router(state), &settings.query)
         .merge(crate::telemetry::health_router(readiness));
-    crate::http::serve(listener, router, shutdown).await?;
+    crate::http::serve(listener, router, settings.tls.server()?, shutdown).await?;
     Ok(())
 }
 

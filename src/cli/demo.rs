@@ -30,7 +30,7 @@ pub async fn run(
             (settings.clone(), shutdown.clone(), readiness.clone());
         async move { run_registry_reporting(&settings, shutdown, readiness).await }
     });
-    wait_for_registry(settings.registry.endpoint()).await?;
+    wait_for_registry(settings.registry.endpoint()?).await?;
     register_contracts(settings, &settings.worker.topic).await?;
     ensure_interactions_topic(settings, 6).await?;
     let worker = build_worker(
@@ -44,14 +44,19 @@ pub async fn run(
         let (settings, shutdown, readiness) = (settings.clone(), shutdown.clone(), readiness);
         async move { run_query_reporting(&settings, shutdown, readiness).await }
     });
+    let scheme = if settings.tls.cert_path.is_some() {
+        "https"
+    } else {
+        "http"
+    };
     println!(
-        "eventfold demo running: dashboard http://{listen}/ · query API http://{listen}/v1/pipelines · registry {} · Ctrl-C to stop",
+        "eventfold demo running: dashboard {scheme}://{listen}/ · query API {scheme}://{listen}/v1/pipelines · registry {} · Ctrl-C to stop",
         settings.registry.url,
         listen = settings.query.listen
     );
     let producer = EventProducer::new(
         &settings.kafka,
-        settings.registry.endpoint(),
+        settings.registry.endpoint()?,
         &settings.worker.topic,
     )?;
     let now = std::time::SystemTime::now()

@@ -181,7 +181,7 @@ impl Sender {
             },
             Target::Kafka => Sender::Kafka(Box::new(EventProducer::new(
                 &settings.kafka,
-                settings.registry.endpoint(),
+                settings.registry.endpoint()?,
                 &settings.collector.topic,
             )?)),
         })

@@ -83,7 +83,7 @@ pub async fn run(
     let worker = Worker::build(
         &settings.kafka,
         config,
-        RegistryClient::new(settings.registry.endpoint())?,
+        RegistryClient::new(settings.registry.endpoint()?)?,
         Arc::new(store.clone()),
     )
     .await?;

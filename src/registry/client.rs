@@ -103,7 +103,8 @@ impl RegistryClient {
                 headers.insert(reqwest::header::AUTHORIZATION, value);
             }
         }
-        let http = reqwest::Client::builder()
+        let http = registry
+            .http_client()
             .default_headers(headers)
             .timeout(Duration::from_secs(10))
             .build()

@@ -314,16 +314,17 @@ impl InteractionEncoder {
     }
 }
 
-/// The converter's settings for `registry`, sending its basic credentials when set.
+/// The converter's settings for `registry`, sending its basic credentials when set and
+/// trusting its extra CA certificates.
 fn sr_settings(registry: RegistryEndpoint) -> SrSettings {
-    match registry.credentials {
-        None => SrSettings::new(registry.url),
-        Some((user, password)) => SrSettings::new_builder(registry.url)
-            .set_basic_authorization(&user, Some(password.expose()))
-            .build()
-            // Fails only where `SrSettings::new` panics too: no HTTP client can be built.
-            .expect("the registry HTTP client builds"),
+    let mut settings = SrSettings::new_builder(registry.url.clone());
+    if let Some((user, password)) = &registry.credentials {
+        settings.set_basic_authorization(user, Some(password.expose()));
     }
+    settings
+        .build_with(registry.http_client())
+        // Fails only where `SrSettings::new` panics too: no HTTP client can be built.
+        .expect("the registry HTTP client builds")
 }
 
 #[cfg(test)]

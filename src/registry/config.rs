@@ -1,11 +1,14 @@
 //! Settings of the registry server (section `[registry]`).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::endpoint::trusted_certificates;
 use super::{RegistryEndpoint, RegistryUser};
 use crate::access::Secret;
+use crate::http::PemFileError;
 
 /// How `eventfold registry` runs.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,10 @@ pub struct RegistryConfig {
     /// Password other stages send to the registry at `url` (never printed).
     #[serde(default)]
     pub password: Option<Secret>,
+    /// PEM bundle of CA certificates other stages trust, besides the system's, when `url`
+    /// is `https://`: for a registry whose certificate is self-signed or from a private CA.
+    #[serde(default)]
+    pub ca_path: Option<PathBuf>,
 }
 
 const fn default_open_reads() -> bool {
@@ -76,14 +83,16 @@ impl Default for RegistryConfig {
             open_reads: default_open_reads(),
             username: None,
             password: None,
+            ca_path: None,
         }
     }
 }
 
 impl RegistryConfig {
-    /// Where other stages reach the registry, with `username` and `password` when set.
-    pub fn endpoint(&self) -> RegistryEndpoint {
-        RegistryEndpoint {
+    /// Where other stages reach the registry, with `username` and `password` when set and
+    /// the certificates of `ca_path` to trust; fails if that file cannot be used.
+    pub fn endpoint(&self) -> Result<RegistryEndpoint, PemFileError> {
+        Ok(RegistryEndpoint {
             url: self.url.clone(),
             credentials: self.username.clone().map(|user| {
                 (
@@ -91,7 +100,11 @@ impl RegistryConfig {
                     self.password.clone().unwrap_or_else(|| Secret::new("")),
                 )
             }),
-        }
+            trusted: match &self.ca_path {
+                Some(path) => trusted_certificates(path)?,
+                None => Vec::new(),
+            },
+        })
     }
 
     /// Problems with the values, all of them (empty = valid).
@@ -114,6 +127,11 @@ impl RegistryConfig {
                 "registry.url: must start with http:// or https://, got '{}'",
                 self.url
             ));
+        }
+        if let Some(path) = &self.ca_path {
+            if let Err(error) = trusted_certificates(path) {
+                problems.push(error.to_string());
+            }
         }
         problems
     }

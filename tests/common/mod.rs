@@ -86,6 +86,7 @@ impl TestRegistry {
         let server = tokio::spawn(eventfold::http::serve(
             listener,
             eventfold::registry::require_credentials(eventfold::registry::router(log), &config),
+            None,
             shutdown.clone(),
         ));
         TestRegistry {
@@ -300,7 +301,7 @@ impl ReadPath {
                 "http://{}",
                 listener.local_addr().expect("address")
             ));
-            let serve = eventfold::http::serve(listener, router, stop.clone());
+            let serve = eventfold::http::serve(listener, router, None, stop.clone());
             tasks.push(tokio::spawn(async move {
                 serve.await.expect("server runs");
             }));
