@@ -328,7 +328,10 @@ pub fn worker_process(
         .env("EVENTFOLD__REGISTRY__URL", registry)
         .env("EVENTFOLD__WORKER__TOPIC", topic)
         .env("EVENTFOLD__WORKER__GROUP_ID", group)
-        .env("EVENTFOLD__WORKER__DEAD_LETTER_TOPIC", format!("{topic}-dlq"))
+        .env(
+            "EVENTFOLD__WORKER__DEAD_LETTER_TOPIC",
+            format!("{topic}-dlq"),
+        )
         .env("EVENTFOLD__WORKER__PIPELINE", pipeline)
         .env("EVENTFOLD__WORKER__BATCH_MAX_EVENTS", "100")
         .env("EVENTFOLD__WORKER__BATCH_LINGER_MS", "20")

@@ -3,6 +3,7 @@
 //! with the same functions the binary uses, bound to 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod fold;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
