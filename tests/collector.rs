@@ -12,26 +12,19 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::broker::{OwnBroker, Storage};
-use common::{fresh_topic, kafka, unique, TestRegistry};
+use common::{fresh_topic, kafka, now_ms, unique, TestRegistry};
 use eventfold::access::SecretDigest;
 use eventfold::contracts::Interaction;
 use eventfold::ingest::{
     router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer, WriteKey,
 };
-use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
+use eventfold::kafka::KafkaConfig;
 use eventfold::registry::{InteractionDecoder, RegistryClient};
 use http_body_util::BodyExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn event(user: &str, kind: &str) -> Value {
     json!({
@@ -382,20 +375,9 @@ async fn accepted_batches_are_durable_with_offsets_and_a_token() {
 #[tokio::test]
 async fn a_stalled_broker_gets_503_and_no_acknowledged_event_is_lost() {
     let broker = OwnBroker::start(Storage::Memory, None);
-    let own_kafka = KafkaConfig::local(broker.address.clone());
+    let own_kafka = broker.kafka();
     let registry = TestRegistry::fresh().await;
-    let topic = unique("stall");
-    ensure_topic(
-        &own_kafka,
-        &TopicSpec {
-            name: &topic,
-            partitions: 2,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = broker.fresh_topic("stall", 2).await;
     let config = CollectorConfig {
         delivery_timeout_ms: 1500,
         ..Default::default()

@@ -24,21 +24,13 @@ use std::time::{Duration, Instant};
 
 use common::broker::{OwnBroker, Storage};
 use common::fold::{accounting, assert_folded_exactly, pipeline_yaml, worker_process, workload};
-use common::{unique, wait_for_read};
+use common::topic::{append_markers, read_to_markers};
+use common::{acknowledged, free_port, now_ms, unique, wait_for_read};
 use eventfold::contracts::Interaction;
-use eventfold::kafka::{ensure_topic, TopicSpec};
-use eventfold::registry::{InteractionDecoder, RegistryClient};
 use eventfold::store::SqliteStore;
 use rand::{Rng, SeedableRng};
-use rdkafka::consumer::{Consumer, StreamConsumer};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 4;
-/// What the test appends to every partition once the load is over: reading up to it in each
-/// partition means having read everything (workers dead-letter it: it is not an event).
-const MARKER: &[u8] = b"end of the crash test";
-
 /// An `eventfold` process that the test kills and starts again.
 struct Service {
     name: String,
@@ -141,21 +133,6 @@ fn eventfold(subcommand: &str, brokers: &str, registry_url: &str) -> Command {
     command
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// What the load generator saw.
 #[derive(Default)]
 struct LoadFigures {
@@ -214,23 +191,16 @@ async fn load(
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok());
             let answer: serde_json::Value = response.json().await.unwrap_or_default();
-            let placed = match status {
-                200 => &answer["events"],
-                503 => &answer["accepted"],
-                other => panic!("the collector answered {other}: {answer}"),
-            };
+            assert!(
+                matches!(status, 200 | 503),
+                "the collector answered {status}: {answer}"
+            );
             {
                 let mut figures = figures.lock().unwrap();
                 *figures.answers.entry(status.to_string()).or_default() += 1;
-                for event in placed.as_array().expect("placed events") {
-                    figures.acknowledged.push((
-                        event["partition"].as_i64().unwrap() as i32,
-                        event["offset"].as_i64().unwrap(),
-                        chunk[event["index"].as_u64().unwrap() as usize]
-                            .event_id
-                            .clone(),
-                    ));
-                }
+                figures
+                    .acknowledged
+                    .extend(acknowledged(status, &answer, chunk));
                 if status == 200 {
                     figures.events_acknowledged += chunk.len();
                 }
@@ -243,44 +213,6 @@ async fn load(
         }
         tokio::time::sleep(pause).await;
     }
-}
-
-/// Every record of the topic by (partition, offset): the event's id, read by a consumer of
-/// the test's own (no group), up to the marker in each partition.
-async fn read_topic(
-    kafka: &eventfold::kafka::KafkaConfig,
-    topic: &str,
-    registry_url: &str,
-) -> BTreeMap<(i32, i64), String> {
-    let consumer: StreamConsumer = kafka.consumer(&unique("verify")).create().unwrap();
-    let mut partitions = TopicPartitionList::new();
-    for partition in 0..PARTITIONS {
-        partitions
-            .add_partition_offset(topic, partition, Offset::Beginning)
-            .unwrap();
-    }
-    consumer.assign(&partitions).unwrap();
-    let decoder = InteractionDecoder::new(
-        RegistryClient::new(registry_url).unwrap(),
-        eventfold::contracts::interaction_schema(eventfold::contracts::InteractionVersion::LATEST)
-            .unwrap(),
-    );
-    let mut records = BTreeMap::new();
-    let mut ended = HashSet::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while ended.len() < PARTITIONS as usize {
-        let message = tokio::time::timeout_at(deadline, consumer.recv())
-            .await
-            .unwrap_or_else(|_| panic!("no marker in some partitions after 60 s: {ended:?}"))
-            .unwrap();
-        if message.payload() == Some(MARKER) {
-            ended.insert(message.partition());
-            continue;
-        }
-        let event = decoder.decode(message.payload()).await.unwrap();
-        records.insert((message.partition(), message.offset()), event.event_id);
-    }
-    records
 }
 
 /// What happened when, with how far the load and the fold had got.
@@ -325,18 +257,7 @@ async fn broker_registry_and_collector_crashes_and_worker_restarts_lose_and_doub
     );
     let kafka = broker.kafka();
     let brokers = broker.address.clone();
-    let topic = unique("crash");
-    ensure_topic(
-        &kafka,
-        &TopicSpec {
-            name: &topic,
-            partitions: PARTITIONS,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = broker.fresh_topic("crash", PARTITIONS).await;
     let registry_url = format!("http://127.0.0.1:{}", free_port());
     let collector_listen = format!("127.0.0.1:{}", free_port());
     let pipeline = dir.path().join("test.yaml");
@@ -453,13 +374,12 @@ async fn broker_registry_and_collector_crashes_and_worker_restarts_lose_and_doub
                 broker_kills += 1;
                 timeline.fault("SIGKILL broker", &figures, &store).await;
                 // Down for well under the collector's delivery timeout (10 s). Tansu 0.6.0's
-                // libsql storage cannot bump an idempotent producer's epoch (InitProducerId
-                // for a known producer reaches a `todo!()`; a batch with an epoch it does not
-                // know panics its storage task, and the broker then fails every request).
-                // librdkafka bumps the epoch once messages time out in flight, so a longer
-                // outage would break this broker for good, where Apache Kafka copes. Within
-                // the timeout librdkafka resends the in-flight batches with their sequence
-                // numbers after reconnecting, and the broker stores each once.
+                // libsql storage cannot bump an idempotent producer's epoch, which librdkafka
+                // does once messages time out in flight: a produce with an epoch it does not
+                // know panics its storage task and the broker then fails every request,
+                // where Apache Kafka copes (docs/reliability.md). Within the timeout
+                // librdkafka resends the in-flight batches with their sequence numbers after
+                // reconnecting, and the broker stores each once.
                 tokio::time::sleep(Duration::from_millis(rng.random_range(300..1_500))).await;
                 broker.restart();
                 timeline
@@ -517,24 +437,13 @@ async fn broker_registry_and_collector_crashes_and_worker_restarts_lose_and_doub
 
     // Every acknowledged event is in the topic, in the partition the collector named and at
     // the offset it named. Except: a batch whose answer the broker's crash lost is resent by
-    // librdkafka, and if the broker had stored it, it answers DUPLICATE_SEQUENCE_NUMBER,
-    // which librdkafka reports as delivered "with an invalid offset" (Apache Kafka sends -1;
-    // Tansu sends 0, so such events claim offsets 0, 1, … of their partition). Those are
-    // counted as misplaced: still in the topic, in the right partition.
-    let producer: FutureProducer = kafka.producer().create().unwrap();
-    for partition in 0..PARTITIONS {
-        producer
-            .send(
-                FutureRecord::<(), [u8]>::to(&topic)
-                    .partition(partition)
-                    .payload(MARKER),
-                Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
-    let records = read_topic(&kafka, &topic, &registry_url).await;
-    let figures = figures.lock().unwrap();
+    // librdkafka, and this broker answers DUPLICATE_SEQUENCE_NUMBER for every resent batch it
+    // had stored (Apache Kafka answers the last five with their offsets); librdkafka reports
+    // such a batch as delivered "with an invalid offset", numbering its messages -1, 0, 1, …
+    // Those are counted as at another offset: still in the topic, in the right partition.
+    append_markers(&kafka, &topic, PARTITIONS).await;
+    let records = read_to_markers(&kafka, &topic, PARTITIONS, &registry_url).await;
+    let figures = std::mem::take(&mut *figures.lock().unwrap());
     let partitions_of: HashMap<&String, HashSet<i32>> =
         records
             .iter()

@@ -5,8 +5,8 @@
 //! durable in Kafka, with its partition and offset and one consistency token for the batch.
 //! 503 means some were not acknowledged: the body lists which were, and the app retries the
 //! batch (duplicates are harmless: workers count an `event_id` once). A request beyond
-//! `max_in_flight_requests` is answered 503 at once, before its body is read, which bounds
-//! the collector's memory under overload.
+//! `max_in_flight_requests` is answered 503 at once, its body read only to be discarded,
+//! which bounds the collector's memory under overload.
 
 use std::io::Read;
 use std::sync::Arc;
@@ -19,6 +19,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::Semaphore;
@@ -133,7 +134,7 @@ pub enum CollectError {
     EmptyBatch,
     /// 400, with every problem.
     InvalidEvents(Vec<FieldError>),
-    /// 503: already handling `max_in_flight_requests` requests; the body was not read.
+    /// 503: already handling `max_in_flight_requests` requests; the body was discarded.
     Overloaded(usize),
     /// 503: some or all events were not acknowledged.
     Unavailable {
@@ -262,6 +263,20 @@ fn format_of(headers: &HeaderMap) -> Result<Format, CollectError> {
     }
 }
 
+/// Reads a refused request's body to its end without keeping it (up to `max` bytes). Closing
+/// the connection with the body unread would make the client's TCP stack receive a reset,
+/// which can drop the refusal (and its `Retry-After`) before the client reads it.
+async fn discard_body(body: Body, max: usize) {
+    let mut chunks = body.into_data_stream();
+    let mut read = 0;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        read += chunk.len();
+        if read > max {
+            break;
+        }
+    }
+}
+
 /// Reads the body within `max` bytes, decompressing gzip (also bounded by `max`).
 async fn read_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Bytes, CollectError> {
     let raw = axum::body::to_bytes(body, max)
@@ -381,14 +396,23 @@ async fn collect(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CollectError> {
-    state
+    let admitted = state
         .keys
         .admit(&headers, Instant::now())
-        .map_err(CollectError::Refused)?;
-    let _permit = state
-        .in_flight
-        .try_acquire()
-        .map_err(|_| CollectError::Overloaded(state.config.max_in_flight_requests))?;
+        .map_err(CollectError::Refused)
+        .and_then(|_| {
+            state
+                .in_flight
+                .try_acquire()
+                .map_err(|_| CollectError::Overloaded(state.config.max_in_flight_requests))
+        });
+    let _permit = match admitted {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            discard_body(body, state.config.max_body_bytes).await;
+            return Err(refusal);
+        }
+    };
     let format = format_of(&headers)?;
     let bytes = read_body(&headers, body, state.config.max_body_bytes).await?;
     let now = now_ms();

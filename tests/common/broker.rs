@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use eventfold::kafka::KafkaConfig;
+use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 
 /// Where the broker keeps its records.
 #[derive(Debug, Clone)]
@@ -50,11 +50,7 @@ fn binary(storage: &Storage) -> (String, &'static str) {
 impl OwnBroker {
     /// Starts a broker on a free loopback port; its output goes to `log` if given.
     pub fn start(storage: Storage, log: Option<&Path>) -> OwnBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = super::free_port();
         let mut broker = OwnBroker {
             address: format!("127.0.0.1:{port}"),
             storage,
@@ -68,6 +64,21 @@ impl OwnBroker {
     /// Kafka settings for this broker, with short group timeouts.
     pub fn kafka(&self) -> KafkaConfig {
         KafkaConfig::local(self.address.clone())
+    }
+
+    /// A new topic named after `prefix`, with `partitions` partitions, on this broker.
+    pub async fn fresh_topic(&self, prefix: &str, partitions: i32) -> String {
+        let topic = super::unique(prefix);
+        let spec = TopicSpec {
+            name: &topic,
+            partitions,
+            replication: 1,
+            configs: &[],
+        };
+        ensure_topic(&self.kafka(), &spec)
+            .await
+            .expect("topic created");
+        topic
     }
 
     /// The broker's process id (while it runs).
