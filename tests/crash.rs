@@ -17,13 +17,14 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::broker::{OwnBroker, Storage};
 use common::fold::{accounting, assert_folded_exactly, pipeline_yaml, worker_process, workload};
+use common::service::Service;
 use common::topic::{append_markers, read_to_markers};
 use common::{acknowledged, free_port, now_ms, unique, wait_for_read};
 use eventfold::contracts::Interaction;
@@ -31,95 +32,6 @@ use eventfold::store::SqliteStore;
 use rand::{Rng, SeedableRng};
 
 const PARTITIONS: i32 = 4;
-/// An `eventfold` process that the test kills and starts again.
-struct Service {
-    name: String,
-    command: Box<dyn Fn() -> Command>,
-    log: PathBuf,
-    child: Option<Child>,
-    kills: u32,
-}
-
-impl Service {
-    fn new(name: &str, dir: &Path, command: impl Fn() -> Command + 'static) -> Service {
-        Service {
-            name: name.to_owned(),
-            command: Box::new(command),
-            log: dir.join(format!("{name}.log")),
-            child: None,
-            kills: 0,
-        }
-    }
-
-    fn start(&mut self) {
-        assert!(self.child.is_none(), "{} already runs", self.name);
-        let log = || {
-            Stdio::from(
-                std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(&self.log)
-                    .unwrap(),
-            )
-        };
-        let child = (self.command)()
-            .stdout(log())
-            .stderr(log())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", self.name));
-        self.child = Some(child);
-    }
-
-    /// SIGKILL: no flush, no goodbye.
-    fn kill(&mut self) {
-        let mut child = self.child.take().expect("running");
-        child.kill().unwrap();
-        child.wait().unwrap();
-        self.kills += 1;
-    }
-
-    /// SIGTERM, then waits (up to 30 s) for the process to exit 0.
-    async fn stop(&mut self) {
-        let mut child = self.child.take().expect("running");
-        let status = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-        for _ in 0..300 {
-            if let Some(status) = child.try_wait().unwrap() {
-                assert!(status.success(), "{} exited with {status}", self.name);
-                self.kills += 1;
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{} still runs 30 s after SIGTERM", self.name);
-    }
-
-    /// Fails if the process died on its own.
-    fn assert_running(&mut self) {
-        if let Some(child) = self.child.as_mut() {
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "{} exited by itself ({status}); its log: {}",
-                    self.name,
-                    self.log.display()
-                );
-            }
-        }
-    }
-}
-
-impl Drop for Service {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
 /// An `eventfold` subcommand with the settings every process of this test shares.
 fn eventfold(subcommand: &str, brokers: &str, registry_url: &str) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_eventfold"));

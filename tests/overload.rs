@@ -11,12 +11,13 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::broker::{OwnBroker, Storage};
+use common::service::Service;
 use common::topic::{append_markers, read_to_markers};
 use common::{acknowledged, free_port, now_ms, TestRegistry};
 use eventfold::access::SecretDigest;
@@ -164,17 +165,19 @@ enabled = false
         ),
     )
     .unwrap();
-    let mut collector = Command::new(env!("CARGO_BIN_EXE_eventfold"))
-        .arg("--config")
-        .arg(&settings)
-        .arg("collect")
-        // Two runtime threads whatever the machine: the allocator keeps a cache per thread.
-        .env("TOKIO_WORKER_THREADS", "2")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the eventfold binary starts");
-    let pid = collector.id();
+    let mut collector = Service::new("collector", dir.path(), move || {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_eventfold"));
+        command
+            .arg("--config")
+            .arg(&settings)
+            .arg("collect")
+            // Two runtime threads whatever the machine: the allocator keeps a cache per
+            // thread.
+            .env("TOKIO_WORKER_THREADS", "2");
+        command
+    });
+    collector.start();
+    let pid = collector.pid();
     let mut listening = false;
     for _ in 0..200 {
         if std::net::TcpStream::connect(&listen).is_ok() {
@@ -340,7 +343,6 @@ enabled = false
         peak >> 20,
         bound >> 20
     );
-    collector.kill().unwrap();
-    collector.wait().unwrap();
+    collector.kill();
     registry.stop().await;
 }

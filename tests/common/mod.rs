@@ -5,6 +5,7 @@
 
 pub mod broker;
 pub mod fold;
+pub mod service;
 pub mod topic;
 
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
