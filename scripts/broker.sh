@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# Start, stop or inspect a local Tansu broker (Apache-Kafka-compatible, memory
-# storage) for tests and the local demo.
+# Start, stop or inspect a local Tansu broker (Apache-Kafka-compatible) for tests
+# and the local demo.
 #
-#   scripts/broker.sh start  [PORT]   start tansu on 127.0.0.1:PORT in the background
+#   scripts/broker.sh start  [PORT] [--durable DB]   start tansu on 127.0.0.1:PORT in the background
 #   scripts/broker.sh stop   [PORT]   stop the broker this script started (SIGTERM)
 #   scripts/broker.sh status [PORT]   say what answers on 127.0.0.1:PORT
 #
 # PORT defaults to $EVENTFOLD_BROKER_PORT, else 19092. The pid file and log live
 # in .tools/run/tansu-PORT.{pid,log}. Installs the broker first if it is missing
-# (scripts/install-broker.sh). Memory storage: a restart loses every topic.
+# (scripts/install-broker.sh). By default the storage is memory: a restart loses
+# every topic. With --durable DB the broker is Tansu's libsql build
+# (scripts/install-durable-broker.sh, built once per machine) storing everything
+# in the SQLite file DB (created if missing), which survives a restart and even
+# kill -9; mind its caveats in shared/BROKER.md (no snappy, deleting a topic
+# deletes all, ~8x slower).
 #
 # Exit codes of `status`: 0 a tansu broker answers on the port, 3 nothing listens
 # there, 4 the port is taken by something else (another Kafka broker, or a
@@ -18,6 +23,7 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TANSU="$ROOT/.tools/bin/tansu"
+DURABLE_TANSU="$ROOT/.tools/bin/tansu-libsql"
 RUN_DIR="$ROOT/.tools/run"
 START_TIMEOUT_S=10
 STOP_TIMEOUT_S=10
@@ -28,13 +34,31 @@ die() {
 }
 
 usage() {
-    echo "usage: scripts/broker.sh start|stop|status [PORT]" >&2
+    echo "usage: scripts/broker.sh start [PORT] [--durable DB] | stop [PORT] | status [PORT]" >&2
     exit 2
 }
 
-[[ $# -ge 1 && $# -le 2 ]] || usage
+[[ $# -ge 1 ]] || usage
 cmd="$1"
-port="${2:-${EVENTFOLD_BROKER_PORT:-19092}}"
+shift
+port="${EVENTFOLD_BROKER_PORT:-19092}"
+durable=""
+port_given=""
+while [[ $# -gt 0 ]]; do
+    case "$1" in
+    --durable)
+        [[ "$cmd" == start && $# -ge 2 && -n "$2" ]] || usage
+        durable="$2"
+        shift 2
+        ;;
+    *)
+        [[ -z "$port_given" ]] || usage
+        port="$1"
+        port_given=1
+        shift
+        ;;
+    esac
+done
 if ! [[ "$port" =~ ^[0-9]{1,5}$ ]] || ((10#$port < 1 || 10#$port > 65535)); then
     die "invalid port '$port'"
 fi
@@ -127,6 +151,11 @@ alive() {
     [[ "${stat:0:1}" != Z ]]
 }
 
+# True if a process name is one of the two tansu builds.
+is_tansu() {
+    [[ "$1" == tansu || "$1" == tansu-libsql ]]
+}
+
 # The pid in our pid file, if that process is still alive and is tansu.
 our_pid() {
     [[ -f "$PID_FILE" ]] || return 1
@@ -134,7 +163,7 @@ our_pid() {
     pid="$(cat "$PID_FILE" 2>/dev/null || true)"
     [[ "$pid" =~ ^[0-9]+$ ]] || return 1
     alive "$pid" || return 1
-    [[ "$(cat "/proc/$pid/comm" 2>/dev/null || true)" == tansu ]] || return 1
+    is_tansu "$(cat "/proc/$pid/comm" 2>/dev/null || true)" || return 1
     echo "$pid"
 }
 
@@ -163,7 +192,7 @@ cmd_status() {
         return 3
         ;;
     kafka)
-        if [[ "$comm" == tansu ]]; then
+        if is_tansu "$comm"; then
             echo "tansu broker running on 127.0.0.1:$port (pid $lpid, not started by broker.sh)"
             return 0
         elif [[ "$comm" == - ]]; then
@@ -193,23 +222,35 @@ cmd_start() {
     *) die "$msg" ;;
     esac
 
-    "$ROOT/scripts/install-broker.sh"
+    # Tansu opens a sqlite:// path relative to its working directory: it runs in the
+    # database's folder.
+    local binary="$TANSU" storage="memory://tansu/" workdir="$ROOT"
+    if [[ -n "$durable" ]]; then
+        "$ROOT/scripts/install-durable-broker.sh"
+        binary="$DURABLE_TANSU"
+        mkdir -p "$(dirname "$durable")"
+        workdir="$(cd "$(dirname "$durable")" && pwd)"
+        storage="sqlite://$(basename "$durable")"
+    else
+        "$ROOT/scripts/install-broker.sh"
+    fi
     mkdir -p "$RUN_DIR"
     rm -f "$PID_FILE"
     : >"$LOG_FILE"
 
     # setsid: its own session, so a Ctrl-C meant for the caller does not reach
-    # it and it outlives the calling shell. The inner bash writes its own pid and
-    # then becomes tansu (exec), so the pid file holds tansu's pid. Variables that
+    # it and it outlives the calling shell. The inner bash writes its own pid, moves
+    # to the working directory and then becomes tansu (exec), so the pid file holds
+    # tansu's pid. Variables that
     # tansu reads as option defaults are cleared so only the flags below apply;
     # NO_COLOR keeps ANSI colour codes out of the log.
     # shellcheck disable=SC2016 # $$ and $@ are for the inner bash
-    setsid bash -c 'echo $$ >"$1"; shift; exec "$@"' _ "$PID_FILE" \
+    setsid bash -c 'echo $$ >"$1"; cd "$2" || exit 1; shift 2; exec "$@"' _ "$PID_FILE" "$workdir" \
         env -u SCHEMA_REGISTRY -u OTEL_EXPORTER_OTLP_ENDPOINT -u CLUSTER_ID NO_COLOR=1 \
-        "$TANSU" broker \
+        "$binary" broker \
         --listener-url "tcp://127.0.0.1:$port" \
         --advertised-listener-url "tcp://127.0.0.1:$port" \
-        --storage-engine memory://tansu/ \
+        --storage-engine "$storage" \
         </dev/null >>"$LOG_FILE" 2>&1 &
 
     local deadline=$((SECONDS + START_TIMEOUT_S)) pid=""

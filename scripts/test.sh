@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The project's test command: scripts/test.sh [extra args for cargo test]
 #
-# 1. installs the Tansu broker and the Python tools if missing (cached in .tools/),
+# 1. installs the Tansu broker, Tansu's durable (libsql) build for the crash tests
+#    and the Python tools if missing (cached in .tools/; the durable build is
+#    compiled once per machine and cached in ~/.cache/eventfold/),
 # 2. starts a Tansu broker on 127.0.0.1:PORT (PORT = $EVENTFOLD_BROKER_PORT, else
 #    19092; if that port is taken by something other than tansu, the next free
 #    one), or reuses a tansu broker already answering there, and stops it on exit
@@ -29,6 +31,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 scripts/install-broker.sh
+scripts/install-durable-broker.sh
 scripts/install-python-tools.sh
 
 # Pick the port: reuse a tansu broker that already answers, start one on a free

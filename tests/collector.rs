@@ -11,26 +11,20 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use common::{fresh_topic, kafka, unique, TestRegistry};
+use common::broker::{OwnBroker, Storage};
+use common::{fresh_topic, kafka, now_ms, unique, TestRegistry};
 use eventfold::access::SecretDigest;
 use eventfold::contracts::Interaction;
 use eventfold::ingest::{
     router, CollectorConfig, CollectorState, ConsistencyToken, EventProducer, WriteKey,
 };
-use eventfold::kafka::{ensure_topic, KafkaConfig, TopicSpec};
+use eventfold::kafka::KafkaConfig;
 use eventfold::registry::{InteractionDecoder, RegistryClient};
 use http_body_util::BodyExt;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::Message;
 use serde_json::{json, Value};
 use tower::ServiceExt;
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
 
 fn event(user: &str, kind: &str) -> Value {
     json!({
@@ -378,84 +372,12 @@ async fn accepted_batches_are_durable_with_offsets_and_a_token() {
     registry.stop().await;
 }
 
-/// A broker of this test's own, so pausing it disturbs no other test.
-struct OwnBroker {
-    child: std::process::Child,
-    address: String,
-}
-
-impl OwnBroker {
-    fn start() -> OwnBroker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("127.0.0.1:{port}");
-        let binary =
-            std::env::var("EVENTFOLD_TEST_TANSU").unwrap_or_else(|_| ".tools/bin/tansu".to_owned());
-        let mut child = std::process::Command::new(&binary)
-            .args([
-                "broker",
-                "--listener-url",
-                &format!("tcp://{address}"),
-                "--advertised-listener-url",
-                &format!("tcp://{address}"),
-                "--storage-engine",
-                "memory://tansu/",
-            ])
-            .env("NO_COLOR", "1")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start the broker {binary}: {e}; run scripts/install-broker.sh")
-            });
-        for _ in 0..100 {
-            if std::net::TcpStream::connect(&address).is_ok() {
-                return OwnBroker { child, address };
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the broker did not listen on {address}");
-    }
-
-    fn signal(&self, signal: &str) {
-        let status = std::process::Command::new("kill")
-            .args([signal, &self.child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for OwnBroker {
-    fn drop(&mut self) {
-        self.signal("-CONT");
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn a_stalled_broker_gets_503_and_no_acknowledged_event_is_lost() {
-    let broker = OwnBroker::start();
-    let own_kafka = KafkaConfig::local(broker.address.clone());
+    let broker = OwnBroker::start(Storage::Memory, None);
+    let own_kafka = broker.kafka();
     let registry = TestRegistry::fresh().await;
-    let topic = unique("stall");
-    ensure_topic(
-        &own_kafka,
-        &TopicSpec {
-            name: &topic,
-            partitions: 2,
-            replication: 1,
-            configs: &[],
-        },
-    )
-    .await
-    .unwrap();
+    let topic = broker.fresh_topic("stall", 2).await;
     let config = CollectorConfig {
         delivery_timeout_ms: 1500,
         ..Default::default()

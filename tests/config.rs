@@ -60,6 +60,7 @@ fn layering_errors_and_masking() {
         ("[registry]\nurl = \"ftp://registry\"\n", "registry.url: must start with http:// or https://"),
         ("[registry]\nlisten = \"not an address\"\n", "registry.listen"),
         ("[collector]\nmax_events_per_batch = 0\n", "collector.max_events_per_batch: must be at least 1"),
+        ("[collector]\nmax_in_flight_requests = 0\n", "collector.max_in_flight_requests: must be at least 1"),
         ("[collector]\ndelivery_timeout_ms = 10\n", "collector.delivery_timeout_ms: must be at least 1000"),
         ("[log]\nformat = \"xml\"\n", "log.format"),
         ("[metrics]\nenabled = \"maybe\"\n", "metrics.enabled"),

@@ -8,15 +8,19 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use common::fold::{assert_folded_exactly, pipeline_yaml, worker_process, workload, Sent};
 use common::{fresh_topic, kafka, unique, wait_for_read, TestRegistry};
-use eventfold::contracts::{EventType, Interaction};
-use eventfold::ingest::{EventProducer, GroundTruth, Workload, WorkloadConfig};
+use eventfold::contracts::Interaction;
+use eventfold::ingest::EventProducer;
 use eventfold::pipeline::AggregateResult;
 use eventfold::registry::RegistryClient;
 use eventfold::store::{ReadStore, SqliteStore};
 use eventfold::worker::{Worker, WorkerConfig};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Event time of the workloads' first event.
+const START_MS: i64 = 1_764_000_000_000;
 
 struct Setup {
     registry: TestRegistry,
@@ -34,13 +38,7 @@ impl Setup {
         let topic = fresh_topic("folded", 4).await;
         let dir = tempfile::tempdir().unwrap();
         let pipeline = dir.path().join("test.yaml");
-        std::fs::write(
-            &pipeline,
-            format!(
-                "name: test\nsource: {{topic: {topic}, reader_schema: interaction/v2.avsc}}\nevent_time: {{field: occurred_at, watermark_delay: 5s, grace: 30s}}\nlate_topic: {topic}-late\naggregates:\n  - {{name: per_type, window: {{tumbling: 1m}}, group_by: [event_type], aggregate: count}}\n  - {{name: users, window: {{tumbling: 1m}}, aggregate: count_distinct, field: user_id}}\n  - {{name: revenue, window: {{tumbling: 1m}}, filter: {{event_type: purchase}}, aggregate: sum, field: value}}\n  - {{name: user_sessions, window: {{session: {{gap: 5s}}}}, group_by: [user_id], aggregate: count}}\n  - {{name: type_sessions, window: {{session: {{gap: 1s}}}}, group_by: [event_type], aggregate: count}}\nprojections:\n  - {{name: user_profiles, kind: user}}\n  - {{name: items, kind: item}}\n  - {{name: sessions, kind: session}}\n"
-            ),
-        )
-        .unwrap();
+        std::fs::write(&pipeline, pipeline_yaml(&topic)).unwrap();
         let store_path = dir.path().join("store.db");
         let store = SqliteStore::open(&store_path).unwrap();
         Setup {
@@ -78,27 +76,18 @@ impl Setup {
 
     /// `eventfold work` as a process of its own, on the same settings as `start_worker`.
     fn spawn_worker_process(&self) -> std::process::Child {
-        std::process::Command::new(env!("CARGO_BIN_EXE_eventfold"))
-            .arg("work")
-            .env("EVENTFOLD__KAFKA__BOOTSTRAP_SERVERS", common::brokers())
-            .env("EVENTFOLD__KAFKA__SESSION_TIMEOUT_MS", "6000")
-            .env("EVENTFOLD__KAFKA__HEARTBEAT_INTERVAL_MS", "1000")
-            .env("EVENTFOLD__REGISTRY__URL", &self.registry.url)
-            .env("EVENTFOLD__WORKER__TOPIC", &self.topic)
-            .env("EVENTFOLD__WORKER__GROUP_ID", &self.group)
-            .env(
-                "EVENTFOLD__WORKER__DEAD_LETTER_TOPIC",
-                format!("{}-dlq", self.topic),
-            )
-            .env("EVENTFOLD__WORKER__PIPELINE", &self.pipeline)
-            .env("EVENTFOLD__WORKER__BATCH_MAX_EVENTS", "100")
-            .env("EVENTFOLD__WORKER__BATCH_LINGER_MS", "20")
-            .env("EVENTFOLD__STORE__PATH", &self.store_path)
-            .env("EVENTFOLD__METRICS__ENABLED", "false")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .expect("the eventfold binary starts")
+        worker_process(
+            &common::brokers(),
+            &self.registry.url,
+            &self.topic,
+            &self.group,
+            &self.pipeline,
+            &self.store_path,
+        )
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("the eventfold binary starts")
     }
 
     async fn read(&self) -> u64 {
@@ -115,278 +104,22 @@ impl Setup {
         }
     }
 
-    async fn assert_projections(&self, events: &[Interaction], truth: &GroundTruth) {
-        let mut seen = std::collections::HashSet::new();
-        let distinct: Vec<&Interaction> = events
-            .iter()
-            .filter(|e| seen.insert(e.event_id.clone()))
-            .collect();
-        let items = self.store.item_profiles("test").await.unwrap();
-        assert_eq!(items.len(), truth.per_item.len());
-        for item in &items {
-            let counts = &truth.per_item[&item.item_id];
-            let n = |k: EventType| counts.get(&k).copied().unwrap_or(0);
-            assert_eq!(
-                (item.views, item.clicks, item.add_to_carts, item.purchases),
-                (
-                    n(EventType::PageView),
-                    n(EventType::Click),
-                    n(EventType::AddToCart),
-                    n(EventType::Purchase)
-                ),
-                "{}",
-                item.item_id
-            );
-        }
-        let mut sessions: BTreeMap<String, (i64, i64, u64, bool)> = BTreeMap::new();
-        for e in &distinct {
-            let s = sessions
-                .entry(e.session_id.clone())
-                .or_insert((i64::MAX, i64::MIN, 0, false));
-            *s = (
-                s.0.min(e.occurred_at),
-                s.1.max(e.occurred_at),
-                s.2 + 1,
-                s.3 || e.event_type == EventType::Purchase,
-            );
-        }
-        let stored: BTreeMap<String, (i64, i64, u64, bool)> = self
-            .store
-            .session_profiles("test")
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|s| (s.session_id, (s.start_ms, s.end_ms, s.events, s.converted)))
-            .collect();
-        assert_eq!(stored, sessions);
-        for user in truth.per_user.keys().take(10) {
-            let mine: Vec<&&Interaction> = distinct.iter().filter(|e| &e.user_id == user).collect();
-            let profile = self
-                .store
-                .user_profile("test", user)
-                .await
-                .unwrap()
-                .unwrap();
-            assert_eq!(profile.events, mine.len() as u64);
-            assert_eq!(
-                profile.last_seen_ms,
-                mine.iter().map(|e| e.occurred_at).max().unwrap()
-            );
-            assert_eq!(
-                profile.first_seen_ms,
-                mine.iter().map(|e| e.occurred_at).min().unwrap()
-            );
-            let value: f64 = mine.iter().filter_map(|e| e.value).sum();
-            assert!((profile.total_value - value).abs() < 1e-6);
-            assert_eq!(profile.counts, truth.per_user[user]);
-        }
+    /// Asserts the store read exactly what was sent and equals its ground truth.
+    async fn assert_exact(&self, sent: &Sent) {
+        assert_folded_exactly(&self.store, sent, sent.truth.events_sent, 0).await;
     }
-
-    async fn assert_matches(&self, truth: &GroundTruth) {
-        let partitions = self.store.partitions().await.unwrap();
-        let sum = |f: fn(&eventfold::store::PartitionStatus) -> u64| {
-            partitions.iter().map(f).sum::<u64>()
-        };
-        assert_eq!(
-            (
-                sum(|p| p.read),
-                sum(|p| p.folded),
-                sum(|p| p.late),
-                sum(|p| p.duplicates),
-                sum(|p| p.dead_lettered)
-            ),
-            (
-                truth.events_sent,
-                truth.distinct_events - truth.late_events,
-                truth.late_events,
-                truth.duplicates,
-                0
-            )
-        );
-        let rows = self
-            .store
-            .aggregate_rows("test", "per_type", i64::MIN, i64::MAX)
-            .await
-            .unwrap();
-        let mut folded: BTreeMap<i64, BTreeMap<String, u64>> = BTreeMap::new();
-        for row in rows {
-            let AggregateResult::Count(n) = row.state.result(&Default::default()) else {
-                panic!("count")
-            };
-            let group: Vec<String> = serde_json::from_str(&row.group).unwrap();
-            folded
-                .entry(row.window.start_ms)
-                .or_default()
-                .insert(group[0].clone(), n);
-        }
-        let expected: BTreeMap<i64, BTreeMap<String, u64>> = truth
-            .windows
-            .iter()
-            .map(|(start, w)| {
-                (
-                    *start,
-                    w.per_type
-                        .iter()
-                        .map(|(k, v)| (k.as_str().to_owned(), *v))
-                        .collect(),
-                )
-            })
-            .collect();
-        assert_eq!(folded, expected);
-        for row in self
-            .store
-            .aggregate_rows("test", "revenue", i64::MIN, i64::MAX)
-            .await
-            .unwrap()
-        {
-            let AggregateResult::Sum(sum) = row.state.result(&Default::default()) else {
-                panic!("sum")
-            };
-            let want = truth.windows[&row.window.start_ms].revenue;
-            assert!((sum - want).abs() < 1e-6, "revenue {sum} vs {want}");
-        }
-        for row in self
-            .store
-            .aggregate_rows("test", "users", i64::MIN, i64::MAX)
-            .await
-            .unwrap()
-        {
-            let AggregateResult::CountDistinct(n) = row.state.result(&Default::default()) else {
-                panic!("distinct")
-            };
-            let want = truth.windows[&row.window.start_ms].unique_users as f64;
-            assert!(
-                (n as f64 - want).abs() <= (want * 0.02).max(1.0),
-                "unique users {n} vs {want}"
-            );
-        }
-        assert_eq!(
-            self.store.all_user_event_counts().await.unwrap(),
-            truth.per_user
-        );
-    }
-}
-
-/// How a test derives a session's group from an event.
-type GroupKey = fn(&Interaction) -> String;
-
-/// Sessions per group from distinct, on-time events: sorted event times split where the next
-/// is at least `gap` after the previous; (group, start, end = last + gap, events).
-fn expected_sessions(
-    events: &[Interaction],
-    late: &std::collections::HashSet<String>,
-    gap: i64,
-    key: fn(&Interaction) -> String,
-) -> Vec<(String, i64, i64, u64)> {
-    let mut seen = std::collections::HashSet::new();
-    let mut times: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for e in events {
-        if seen.insert(e.event_id.clone()) && !late.contains(&e.event_id) {
-            times.entry(key(e)).or_default().push(e.occurred_at);
-        }
-    }
-    let mut out = Vec::new();
-    for (group, mut ts) in times {
-        ts.sort_unstable();
-        let (mut start, mut last, mut n) = (ts[0], ts[0], 0u64);
-        for t in ts {
-            if t - last >= gap {
-                out.push((group.clone(), start, last + gap, n));
-                start = t;
-                n = 0;
-            }
-            last = t;
-            n += 1;
-        }
-        out.push((group, start, last + gap, n));
-    }
-    out.sort();
-    out
-}
-
-impl Setup {
-    async fn assert_sessions(
-        &self,
-        events: &[Interaction],
-        late: &std::collections::HashSet<String>,
-    ) {
-        let cases: [(&str, i64, GroupKey); 2] = [
-            ("user_sessions", 5_000, |e| e.user_id.clone()),
-            ("type_sessions", 1_000, |e| e.event_type.as_str().to_owned()),
-        ];
-        for (aggregate, gap, key) in cases {
-            let mut folded: Vec<(String, i64, i64, u64)> = self
-                .store
-                .aggregate_rows_merging("test", aggregate, i64::MIN, i64::MAX, true)
-                .await
-                .unwrap()
-                .into_iter()
-                .map(|row| {
-                    let AggregateResult::Count(n) = row.state.result(&Default::default()) else {
-                        panic!("count")
-                    };
-                    let group: Vec<String> = serde_json::from_str(&row.group).unwrap();
-                    (group[0].clone(), row.window.start_ms, row.window.end_ms, n)
-                })
-                .collect();
-            folded.sort();
-            let expected = expected_sessions(events, late, gap, key);
-            assert!(
-                expected.len() > 20,
-                "{aggregate}: the workload should make many sessions"
-            );
-            assert_eq!(folded, expected, "{aggregate}");
-        }
-    }
-}
-
-fn workload(
-    seed: u64,
-    count: usize,
-) -> (
-    Vec<Interaction>,
-    GroundTruth,
-    std::collections::HashSet<String>,
-) {
-    let config = WorkloadConfig {
-        seed,
-        users: 60,
-        items: 40,
-        start_ms: 1_764_000_000_000,
-        mean_gap_ms: 100,
-        out_of_order_fraction: 0.05,
-        out_of_order_ms: 3_000,
-        late_fraction: 0.02,
-        late_by_ms: 100_000,
-        duplicate_fraction: 0.03,
-        ..WorkloadConfig::default()
-    };
-    let mut truth = GroundTruth::new(60_000);
-    let mut late = std::collections::HashSet::new();
-    let events = Workload::new(config)
-        .take(count)
-        .map(|(planned, event)| {
-            truth.record(planned, &event);
-            if planned == eventfold::ingest::Planned::Late {
-                late.insert(event.event_id.clone());
-            }
-            event
-        })
-        .collect();
-    (events, truth, late)
 }
 
 #[tokio::test]
 async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates() {
     let setup = Setup::new().await;
-    let (events, truth, late) = workload(5, 3000);
+    let sent = workload(5, 3000, START_MS);
+    let truth = &sent.truth;
     assert!(truth.late_events > 10 && truth.duplicates > 30 && truth.out_of_order_events > 50);
     let (stop, worker) = setup.start_worker().await;
-    setup.produce(&events).await;
+    setup.produce(&sent.events).await;
     wait_for_read(&setup.store, truth.events_sent).await;
-    setup.assert_matches(&truth).await;
-    setup.assert_projections(&events, &truth).await;
-    setup.assert_sessions(&events, &late).await;
+    setup.assert_exact(&sent).await;
     stop.cancel();
     worker.await.unwrap();
     setup.registry.stop().await;
@@ -395,18 +128,16 @@ async fn one_worker_folds_windows_exactly_with_late_out_of_order_and_duplicates(
 #[tokio::test]
 async fn two_workers_and_a_takeover_still_fold_exactly() {
     let setup = Setup::new().await;
-    let (events, truth, late) = workload(6, 4000);
+    let sent = workload(6, 4000, START_MS);
     let (stop_a, worker_a) = setup.start_worker().await;
     let (stop_b, worker_b) = setup.start_worker().await;
-    setup.produce(&events[..2000]).await;
+    setup.produce(&sent.events[..2000]).await;
     wait_for_read(&setup.store, 2000).await;
     stop_a.cancel();
     worker_a.await.unwrap();
-    setup.produce(&events[2000..]).await;
-    wait_for_read(&setup.store, truth.events_sent).await;
-    setup.assert_matches(&truth).await;
-    setup.assert_projections(&events, &truth).await;
-    setup.assert_sessions(&events, &late).await;
+    setup.produce(&sent.events[2000..]).await;
+    wait_for_read(&setup.store, sent.truth.events_sent).await;
+    setup.assert_exact(&sent).await;
     stop_b.cancel();
     worker_b.await.unwrap();
     setup.registry.stop().await;
@@ -419,12 +150,13 @@ async fn two_workers_and_a_takeover_still_fold_exactly() {
 async fn workers_killed_at_random_moments_still_fold_exactly() {
     use rand::{Rng, SeedableRng};
     let setup = Setup::new().await;
-    let (events, truth, late) = workload(7, 6000);
+    let sent = workload(7, 6000, START_MS);
+    let truth = &sent.truth;
     // Events keep arriving while the workers are killed and restarted (about 40 s: a new
     // member gets partitions only once the killed one's session has timed out).
     let producing = tokio::spawn({
         let (events, url, topic) = (
-            events.clone(),
+            sent.events.clone(),
             setup.registry.url.clone(),
             setup.topic.clone(),
         );
@@ -475,9 +207,7 @@ async fn workers_killed_at_random_moments_still_fold_exactly() {
     wait_for_read(&setup.store, truth.events_sent).await;
     last.kill().unwrap();
     last.wait().unwrap();
-    setup.assert_matches(&truth).await;
-    setup.assert_projections(&events, &truth).await;
-    setup.assert_sessions(&events, &late).await;
+    setup.assert_exact(&sent).await;
     setup.registry.stop().await;
 }
 
@@ -552,7 +282,11 @@ async fn every_aggregate_of_the_shipped_pipeline_matches_a_brute_force_reference
     .unwrap();
     let pipeline = eventfold::pipeline::load_pipeline(&path).unwrap();
     let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
-    let (events, truth, late) = workload(8, 3000);
+    let Sent {
+        events,
+        truth,
+        late,
+    } = workload(8, 3000, START_MS);
     let producer = EventProducer::new(&kafka(), &registry.url, &topic).unwrap();
     for chunk in events.chunks(200) {
         futures::future::try_join_all(chunk.iter().map(|e| producer.send(e)))

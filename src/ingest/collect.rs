@@ -4,7 +4,9 @@
 //! produced and the answer waits for the broker's acknowledgements. 200 means every event is
 //! durable in Kafka, with its partition and offset and one consistency token for the batch.
 //! 503 means some were not acknowledged: the body lists which were, and the app retries the
-//! batch (duplicates are harmless: workers count an `event_id` once).
+//! batch (duplicates are harmless: workers count an `event_id` once). A request beyond
+//! `max_in_flight_requests` is answered 503 at once, its body read only to be discarded,
+//! which bounds the collector's memory under overload.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -16,8 +18,10 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
+use futures::StreamExt;
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use super::batch::{body_format, parse_batch};
@@ -36,6 +40,8 @@ pub struct CollectorState {
     config: Arc<CollectorConfig>,
     limits: Arc<EventLimits>,
     keys: Arc<WriteKeys>,
+    /// One permit per request being handled (`max_in_flight_requests`).
+    in_flight: Arc<Semaphore>,
 }
 
 impl CollectorState {
@@ -49,6 +55,7 @@ impl CollectorState {
             config.burst,
         )?;
         Ok(CollectorState {
+            in_flight: Arc::new(Semaphore::new(config.max_in_flight_requests.max(1))),
             producer: Arc::new(producer),
             config: Arc::new(config),
             limits: Arc::new(limits),
@@ -126,6 +133,8 @@ pub enum CollectError {
     EmptyBatch,
     /// 400, with every problem.
     InvalidEvents(Vec<FieldError>),
+    /// 503: already handling `max_in_flight_requests` requests; the body was discarded.
+    Overloaded(usize),
     /// 503: some or all events were not acknowledged.
     Unavailable {
         reason: String,
@@ -149,15 +158,18 @@ impl IntoResponse for CollectError {
             ),
             CollectError::Refused(KeyRefusal::RateLimited(wait)) => {
                 let seconds = wait.as_secs_f64().ceil().max(1.0) as u64;
-                let mut response = (
+                return retry_later(
                     StatusCode::TOO_MANY_REQUESTS,
-                    Json(json!({"error": "rate_limited", "message": format!("this app sends more requests than it may; retry after {seconds} s")})),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from(seconds));
-                return response;
+                    json!({"error": "rate_limited", "message": format!("this app sends more requests than it may; retry after {seconds} s")}),
+                    seconds,
+                );
+            }
+            CollectError::Overloaded(max) => {
+                return retry_later(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"error": "overloaded", "message": format!("the collector is already handling {max} requests; retry after 1 s")}),
+                    1,
+                );
             }
             CollectError::UnsupportedMediaType(found) => (
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -192,15 +204,11 @@ impl IntoResponse for CollectError {
                 accepted,
                 failed,
             } => {
-                let mut response = (
+                return retry_later(
                     StatusCode::SERVICE_UNAVAILABLE,
-                    Json(json!({"error": "unavailable", "message": format!("Kafka did not acknowledge every event ({reason}); retry the batch: events are deduplicated by event_id"), "accepted": accepted, "failed": failed})),
-                )
-                    .into_response();
-                response
-                    .headers_mut()
-                    .insert(RETRY_AFTER, HeaderValue::from_static("1"));
-                return response;
+                    json!({"error": "unavailable", "message": format!("Kafka did not acknowledge every event ({reason}); retry the batch: events are deduplicated by event_id"), "accepted": accepted, "failed": failed}),
+                    1,
+                );
             }
             CollectError::Internal(reason) => {
                 tracing::error!(error = %reason, "Collector request failed.");
@@ -214,15 +222,51 @@ impl IntoResponse for CollectError {
     }
 }
 
+/// A refusal the client should retry: `status`, the JSON `body` and `Retry-After: seconds`.
+fn retry_later(status: StatusCode, body: Value, seconds: u64) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(seconds));
+    response
+}
+
+/// Reads a refused request's body to its end without keeping it (up to `max` bytes). Closing
+/// the connection with the body unread would make the client's TCP stack receive a reset,
+/// which can drop the refusal (and its `Retry-After`) before the client reads it.
+async fn discard_body(body: Body, max: usize) {
+    let mut chunks = body.into_data_stream();
+    let mut read = 0;
+    while let Some(Ok(chunk)) = chunks.next().await {
+        read += chunk.len();
+        if read > max {
+            break;
+        }
+    }
+}
+
 async fn collect(
     State(state): State<CollectorState>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, CollectError> {
-    state
+    let admitted = state
         .keys
         .admit(&headers, Instant::now())
-        .map_err(CollectError::Refused)?;
+        .map_err(CollectError::Refused)
+        .and_then(|_| {
+            state
+                .in_flight
+                .try_acquire()
+                .map_err(|_| CollectError::Overloaded(state.config.max_in_flight_requests))
+        });
+    let _permit = match admitted {
+        Ok(permit) => permit,
+        Err(refusal) => {
+            discard_body(body, state.config.max_body_bytes).await;
+            return Err(refusal);
+        }
+    };
     let format = body_format(&headers)?;
     let max = state.config.max_body_bytes;
     let raw = axum::body::to_bytes(body, max)

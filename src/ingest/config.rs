@@ -23,6 +23,11 @@ pub struct CollectorConfig {
     /// Most events in one request.
     #[serde(default = "default_max_events")]
     pub max_events_per_batch: usize,
+    /// Requests handled at once; one more is answered 503 with `Retry-After` before its
+    /// body is read, so the collector's memory stays bounded however many clients send
+    /// (at most about this many bodies of `max_body_bytes`, plus the producer queue).
+    #[serde(default = "default_max_in_flight_requests")]
+    pub max_in_flight_requests: usize,
     /// How long a request may wait for room in the producer queue before it gets 503.
     #[serde(default = "default_queue_timeout_ms")]
     pub queue_timeout_ms: u64,
@@ -68,6 +73,10 @@ const fn default_max_events() -> usize {
     1000
 }
 
+const fn default_max_in_flight_requests() -> usize {
+    256
+}
+
 const fn default_queue_timeout_ms() -> u64 {
     100
 }
@@ -99,6 +108,7 @@ impl Default for CollectorConfig {
             topic: default_topic(),
             max_body_bytes: default_max_body_bytes(),
             max_events_per_batch: default_max_events(),
+            max_in_flight_requests: default_max_in_flight_requests(),
             queue_timeout_ms: default_queue_timeout_ms(),
             delivery_timeout_ms: default_delivery_timeout_ms(),
             max_future_ms: default_max_future_ms(),
@@ -127,6 +137,9 @@ impl CollectorConfig {
         }
         if self.max_events_per_batch == 0 {
             problems.push("collector.max_events_per_batch: must be at least 1".to_owned());
+        }
+        if self.max_in_flight_requests == 0 {
+            problems.push("collector.max_in_flight_requests: must be at least 1".to_owned());
         }
         if self.delivery_timeout_ms < 1000 {
             problems.push(format!(

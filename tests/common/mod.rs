@@ -3,6 +3,11 @@
 //! with the same functions the binary uses, bound to 127.0.0.1:0.
 #![allow(dead_code)]
 
+pub mod broker;
+pub mod fold;
+pub mod service;
+pub mod topic;
+
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
@@ -38,6 +43,52 @@ pub fn kafka() -> KafkaConfig {
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A loopback port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The wall clock in ms since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// What a collector answer says the broker acknowledged: the events of a 200 answer, or the
+/// `accepted` ones of a 503 (none when it was refused before producing); for each, the
+/// partition and offset it names and the event's id (from `batch`, the events posted).
+pub fn acknowledged(
+    status: u16,
+    answer: &serde_json::Value,
+    batch: &[eventfold::contracts::Interaction],
+) -> Vec<(i32, i64, String)> {
+    let placed = match status {
+        200 => &answer["events"],
+        503 => &answer["accepted"],
+        _ => return Vec::new(),
+    };
+    placed
+        .as_array()
+        .map_or(&[][..], Vec::as_slice)
+        .iter()
+        .map(|event| {
+            (
+                event["partition"].as_i64().expect("a partition") as i32,
+                event["offset"].as_i64().expect("an offset"),
+                batch[event["index"].as_u64().expect("an index") as usize]
+                    .event_id
+                    .clone(),
+            )
+        })
+        .collect()
 }
 
 /// The Python interpreter with confluent-kafka and avro installed.
