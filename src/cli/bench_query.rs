@@ -138,7 +138,7 @@ async fn run_in(
     // Reads: the static stylesheet (the HTTP floor), then every aggregate of the pipeline
     // in turn over the last 65 minutes (what the dashboard asks for).
     let floor = vec![format!("{query_url}/dashboard.css")];
-    let from = now_ms() - 65 * 60_000;
+    let from = crate::clock::now_ms() - 65 * 60_000;
     let aggregate_urls: Vec<String> = pipeline
         .aggregates
         .iter()
@@ -197,7 +197,7 @@ async fn fill(
 ) -> anyhow::Result<f64> {
     let workload = Workload::new(WorkloadConfig {
         seed: 42,
-        start_ms: now_ms() - count as i64 * 10,
+        start_ms: crate::clock::now_ms() - count as i64 * 10,
         out_of_order_fraction: 0.0,
         late_fraction: 0.0,
         duplicate_fraction: 0.0,
@@ -327,7 +327,7 @@ async fn freshness(
         format!("{query_url}/v1/freshness"),
         acked_rx,
     ));
-    let mut generator = EventGenerator::new(7, 10_000, 1_000, now_ms());
+    let mut generator = EventGenerator::new(7, 10_000, 1_000, crate::clock::now_ms());
     // One batch before the clock starts: the producer's first send waits about a second
     // for its connection and producer id, a start-up cost, not freshness.
     let warm_up: Vec<_> = generator.by_ref().take(args.batch as usize).collect();
@@ -347,7 +347,7 @@ async fn freshness(
     for i in 0..total {
         let scheduled = start + period * i;
         tokio::time::sleep_until(scheduled).await;
-        let now = now_ms();
+        let now = crate::clock::now_ms();
         let mut events: Vec<_> = generator.by_ref().take(args.batch as usize).collect();
         for event in &mut events {
             event.occurred_at = now;
@@ -526,10 +526,4 @@ fn print_report(
         "    acked {:.0} events/s; {} request(s) not visible 10 s after the last ack",
         fresh.acked_rate, fresh.not_visible
     );
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

@@ -1,7 +1,6 @@
 //! What each subcommand does.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -246,12 +245,6 @@ fn check_schema(schema: &std::path::Path, dir: &std::path::Path) -> anyhow::Resu
     Ok(())
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> {
     ensure_interactions_topic(settings, args.partitions).await?;
     let producer = EventProducer::new(
@@ -259,7 +252,7 @@ async fn produce(settings: &Settings, args: &ProduceArgs) -> anyhow::Result<()> 
         settings.registry.endpoint()?,
         &settings.worker.topic,
     )?;
-    let generator = EventGenerator::new(args.seed, args.users, args.items, now_ms());
+    let generator = EventGenerator::new(args.seed, args.users, args.items, crate::clock::now_ms());
     let mut last: std::collections::BTreeMap<i32, i64> = Default::default();
     let events: Vec<_> = generator.take(args.count as usize).collect();
     for chunk in events.chunks(1000) {
