@@ -4,11 +4,10 @@
 //! property test), without building the intermediate values. Any other writer schema takes
 //! the general path ([`Interaction::from_avro`]).
 
-use std::collections::BTreeMap;
-
 use apache_avro::Schema;
 
-use super::{interaction_schema, Device, EventType, Interaction, InteractionVersion};
+use super::view::{InteractionView, PropertiesView};
+use super::{interaction_schema, EventType, Interaction, InteractionVersion, UNKNOWN_PLATFORM};
 
 /// The binary layout of a contract version, recognised by the Parsing Canonical Form (which
 /// keeps exactly what decides the bytes: field order, types, enum symbols).
@@ -42,30 +41,38 @@ pub fn read_interaction(
     reader: InteractionVersion,
     datum: &[u8],
 ) -> Result<Interaction, DatumError> {
+    read_view(writer, reader, datum).map(|view| view.to_interaction())
+}
+
+/// [`read_interaction`] without copying: the event's strings borrow `datum`.
+pub fn read_view(
+    writer: InteractionVersion,
+    reader: InteractionVersion,
+    datum: &[u8],
+) -> Result<InteractionView<'_>, DatumError> {
     let mut r = DatumReader {
         bytes: datum,
         at: 0,
     };
-    let event_id = r.string()?;
+    let event_id = r.str()?;
     let symbol = r.long()?;
     let event_type = usize::try_from(symbol)
         .ok()
         .and_then(|i| EventType::ALL.get(i).copied())
         .ok_or_else(|| r.fail(format!("enum index {symbol} is not a symbol of EventType")))?;
-    let user_id = r.string()?;
-    let session_id = r.string()?;
-    let item_id = r.nullable(DatumReader::string)?;
+    let user_id = r.str()?;
+    let session_id = r.str()?;
+    let item_id = r.nullable(DatumReader::str)?;
     let occurred_at = r.long()?;
-    let app = r.string()?;
+    let app = r.str()?;
     let properties = r.string_map()?;
-    let (mut value, mut device) = (None, Device::default());
+    let (mut value, mut platform, mut os_version, mut app_version) =
+        (None, UNKNOWN_PLATFORM, None, None);
     if writer >= InteractionVersion::V2 {
         value = r.nullable(DatumReader::double)?;
-        device = Device {
-            platform: r.string()?,
-            os_version: r.nullable(DatumReader::string)?,
-            app_version: r.nullable(DatumReader::string)?,
-        };
+        platform = r.str()?;
+        os_version = r.nullable(DatumReader::str)?;
+        app_version = r.nullable(DatumReader::str)?;
     }
     if r.at != datum.len() {
         return Err(r.fail(format!(
@@ -74,9 +81,9 @@ pub fn read_interaction(
         )));
     }
     if reader < InteractionVersion::V2 {
-        (value, device) = (None, Device::default());
+        (value, platform, os_version, app_version) = (None, UNKNOWN_PLATFORM, None, None);
     }
-    Ok(Interaction {
+    Ok(InteractionView {
         event_id,
         event_type,
         user_id,
@@ -86,7 +93,9 @@ pub fn read_interaction(
         app,
         properties,
         value,
-        device,
+        platform,
+        os_version,
+        app_version,
     })
 }
 
@@ -96,7 +105,7 @@ pub(super) struct DatumReader<'a> {
     pub(super) at: usize,
 }
 
-impl DatumReader<'_> {
+impl<'a> DatumReader<'a> {
     pub(super) fn fail(&self, what: String) -> DatumError {
         DatumError { at: self.at, what }
     }
@@ -116,7 +125,7 @@ impl DatumReader<'_> {
         Err(self.fail("a number is longer than 10 bytes".into()))
     }
 
-    pub(super) fn take(&mut self, len: i64) -> Result<&[u8], DatumError> {
+    pub(super) fn take(&mut self, len: i64) -> Result<&'a [u8], DatumError> {
         let left = self.bytes.len() - self.at;
         let len = usize::try_from(len)
             .ok()
@@ -127,11 +136,11 @@ impl DatumReader<'_> {
         Ok(slice)
     }
 
-    fn string(&mut self) -> Result<String, DatumError> {
+    pub(super) fn str(&mut self) -> Result<&'a str, DatumError> {
         let len = self.long()?;
         let start = self.at;
         let bytes = self.take(len)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| DatumError {
+        std::str::from_utf8(bytes).map_err(|_| DatumError {
             at: start,
             what: "a string is not valid UTF-8".into(),
         })
@@ -157,20 +166,25 @@ impl DatumReader<'_> {
     }
 
     /// A map of strings: blocks of entries, a negative count followed by the block's size.
-    fn string_map(&mut self) -> Result<BTreeMap<String, String>, DatumError> {
-        let mut map = BTreeMap::new();
+    /// Every entry is checked; the map is kept as its bytes.
+    fn string_map(&mut self) -> Result<PropertiesView<'a>, DatumError> {
+        let start = self.at;
+        let mut written = 0usize;
         loop {
             let count = self.long()?;
             if count == 0 {
-                return Ok(map);
+                return Ok(PropertiesView::Read {
+                    bytes: &self.bytes[start..self.at],
+                    written,
+                });
             }
             if count < 0 {
                 self.long()?;
             }
             for _ in 0..count.unsigned_abs() {
-                let key = self.string()?;
-                let value = self.string()?;
-                map.insert(key, value);
+                self.str()?;
+                self.str()?;
+                written += 1;
             }
         }
     }
@@ -179,6 +193,7 @@ impl DatumReader<'_> {
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
+    use crate::contracts::Device;
     use apache_avro::reader::datum::GenericDatumReader;
     use apache_avro::writer::datum::GenericDatumWriter;
     use proptest::prelude::*;

@@ -70,6 +70,9 @@ impl EventType {
     }
 }
 
+/// The platform of an event without one (a v1 event read as v2).
+pub const UNKNOWN_PLATFORM: &str = "unknown";
+
 /// The device an event came from (contract v2; v1 events read the defaults).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Device {
@@ -84,7 +87,7 @@ pub struct Device {
 impl Default for Device {
     fn default() -> Self {
         Device {
-            platform: "unknown".to_owned(),
+            platform: UNKNOWN_PLATFORM.to_owned(),
             os_version: None,
             app_version: None,
         }

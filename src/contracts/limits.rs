@@ -4,7 +4,7 @@
 //! some other way (reason `too_large`), so no read model ever holds a megabyte user id.
 //! Pure code.
 
-use super::Interaction;
+use super::{Interaction, InteractionView, PropertiesView};
 
 /// Longest id (`event_id`, `user_id`, `session_id`, `item_id`), in bytes.
 pub const MAX_ID_BYTES: usize = 128;
@@ -41,6 +41,14 @@ pub enum SizeError {
 impl Interaction {
     /// The first size limit the event breaks, if any (fields in contract order).
     pub fn check_sizes(&self) -> Result<(), SizeError> {
+        self.view().check_sizes()
+    }
+}
+
+impl InteractionView<'_> {
+    /// The first size limit the event breaks, if any (fields in contract order; of
+    /// properties written twice under one key, the last value counts, as in a map).
+    pub fn check_sizes(&self) -> Result<(), SizeError> {
         let too_long = |field: &str, text: &str, max: usize| {
             (text.len() > max).then(|| SizeError::TooLong {
                 field: field.to_owned(),
@@ -49,51 +57,55 @@ impl Interaction {
             })
         };
         let strings = [
-            ("event_id", Some(self.event_id.as_str()), MAX_ID_BYTES),
-            ("user_id", Some(&self.user_id), MAX_ID_BYTES),
-            ("session_id", Some(&self.session_id), MAX_ID_BYTES),
-            ("item_id", self.item_id.as_deref(), MAX_ID_BYTES),
-            ("app", Some(&self.app), MAX_APP_BYTES),
-            (
-                "device.platform",
-                Some(&self.device.platform),
-                MAX_APP_BYTES,
-            ),
-            (
-                "device.os_version",
-                self.device.os_version.as_deref(),
-                MAX_APP_BYTES,
-            ),
-            (
-                "device.app_version",
-                self.device.app_version.as_deref(),
-                MAX_APP_BYTES,
-            ),
+            ("event_id", Some(self.event_id), MAX_ID_BYTES),
+            ("user_id", Some(self.user_id), MAX_ID_BYTES),
+            ("session_id", Some(self.session_id), MAX_ID_BYTES),
+            ("item_id", self.item_id, MAX_ID_BYTES),
+            ("app", Some(self.app), MAX_APP_BYTES),
+            ("device.platform", Some(self.platform), MAX_APP_BYTES),
+            ("device.os_version", self.os_version, MAX_APP_BYTES),
+            ("device.app_version", self.app_version, MAX_APP_BYTES),
         ];
         for (field, text, max) in strings {
             if let Some(error) = text.and_then(|text| too_long(field, text, max)) {
                 return Err(error);
             }
         }
-        if self.properties.len() > MAX_PROPERTIES {
-            return Err(SizeError::TooManyProperties {
-                count: self.properties.len(),
-                max: MAX_PROPERTIES,
-            });
-        }
-        for (key, value) in &self.properties {
-            if let Some(error) = too_long("properties", key, MAX_PROPERTY_BYTES) {
-                return Err(error);
-            }
-            if value.len() > MAX_PROPERTY_BYTES {
-                return Err(SizeError::TooLong {
-                    field: format!("properties.{key}"),
-                    len: value.len(),
-                    max: MAX_PROPERTY_BYTES,
+        let check = |entries: &mut dyn Iterator<Item = (&str, &str)>, count: usize| {
+            if count > MAX_PROPERTIES {
+                return Err(SizeError::TooManyProperties {
+                    count,
+                    max: MAX_PROPERTIES,
                 });
             }
+            for (key, value) in entries {
+                if let Some(error) = too_long("properties", key, MAX_PROPERTY_BYTES) {
+                    return Err(error);
+                }
+                if value.len() > MAX_PROPERTY_BYTES {
+                    return Err(SizeError::TooLong {
+                        field: format!("properties.{key}"),
+                        len: value.len(),
+                        max: MAX_PROPERTY_BYTES,
+                    });
+                }
+            }
+            Ok(())
+        };
+        match self.properties {
+            PropertiesView::Map(map) => check(
+                &mut map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                map.len(),
+            ),
+            read if read.keys_are_distinct() => {
+                let count = read.entries().count();
+                check(&mut read.entries(), count)
+            }
+            read => {
+                let map = read.to_map();
+                check(&mut map.iter().map(|(k, v)| (*k, *v)), map.len())
+            }
         }
-        Ok(())
     }
 }
 

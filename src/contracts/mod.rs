@@ -9,14 +9,16 @@ mod datum;
 mod event;
 mod limits;
 mod schemas;
+mod view;
 mod wire;
 
 pub use bounds::{check_bounds, BoundsError, MAX_EMPTY_ITEMS, MAX_NESTING};
-pub use datum::{contract_layout, read_interaction, DatumError};
-pub use event::{Device, EventType, Interaction, InteractionError};
+pub use datum::{contract_layout, read_interaction, read_view, DatumError};
+pub use event::{Device, EventType, Interaction, InteractionError, UNKNOWN_PLATFORM};
 pub use limits::{SizeError, MAX_APP_BYTES, MAX_ID_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES};
 pub use schemas::{
     interaction_schema, latest_schema, ContractError, InteractionVersion,
     INTERACTION_SUBJECT_SUFFIX,
 };
+pub use view::{InteractionView, PropertiesView};
 pub use wire::{frame, parse_frame, WireError, MAGIC_BYTE};

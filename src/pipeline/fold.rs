@@ -7,7 +7,7 @@ use super::spec::{AggregateSpec, Pipeline};
 use super::{
     last_window, window_is_final, AggregateError, AggregateState, Window, WindowError, WindowSpec,
 };
-use crate::contracts::Interaction;
+use crate::contracts::{Interaction, InteractionView};
 
 /// One aggregate's partial for one window and group, as a batch contributes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +47,7 @@ pub enum FoldError {
 
 /// A field of an event as an aggregate input (`None` when absent or unknown).
 pub fn field_value<'a>(event: &'a Interaction, field: &str) -> Option<Value<'a>> {
-    EventField::parse(field)?.value(event)
+    EventField::parse(field)?.value(&event.view())
 }
 
 /// A field of an interaction an aggregate can filter, group or aggregate on, resolved from
@@ -98,19 +98,19 @@ impl EventField {
     }
 
     /// This field of `event` (`None` when the event lacks it).
-    pub fn value(self, event: &Interaction) -> Option<Value<'_>> {
+    pub fn value<'a>(self, event: &InteractionView<'a>) -> Option<Value<'a>> {
         Some(match self {
-            EventField::EventId => Value::Text(&event.event_id),
+            EventField::EventId => Value::Text(event.event_id),
             EventField::EventType => Value::Text(event.event_type.as_str()),
-            EventField::UserId => Value::Text(&event.user_id),
-            EventField::SessionId => Value::Text(&event.session_id),
-            EventField::ItemId => Value::Text(event.item_id.as_deref()?),
+            EventField::UserId => Value::Text(event.user_id),
+            EventField::SessionId => Value::Text(event.session_id),
+            EventField::ItemId => Value::Text(event.item_id?),
             EventField::OccurredAt => Value::Number(event.occurred_at as f64),
-            EventField::App => Value::Text(&event.app),
+            EventField::App => Value::Text(event.app),
             EventField::Value => Value::Number(event.value?),
-            EventField::DevicePlatform => Value::Text(&event.device.platform),
-            EventField::DeviceOsVersion => Value::Text(event.device.os_version.as_deref()?),
-            EventField::DeviceAppVersion => Value::Text(event.device.app_version.as_deref()?),
+            EventField::DevicePlatform => Value::Text(event.platform),
+            EventField::DeviceOsVersion => Value::Text(event.os_version?),
+            EventField::DeviceAppVersion => Value::Text(event.app_version?),
         })
     }
 }

@@ -12,7 +12,7 @@ use super::aggregates::Value;
 use super::fold::{EventField, FoldError, Partial};
 use super::spec::{AggregateSpec, Pipeline};
 use super::{assign_into, AggregateState, SessionTracker, Window, WindowSpec};
-use crate::contracts::Interaction;
+use crate::contracts::InteractionView;
 
 /// What a batch did to one stored partial.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,7 +157,7 @@ impl LiveAggregates {
     }
 
     /// Folds one on-time, distinct event into every aggregate.
-    pub fn add(&mut self, event: &Interaction) -> Result<(), FoldError> {
+    pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
         let LiveAggregates {
             pipeline,
             inputs,
@@ -339,7 +339,7 @@ impl Inputs {
     /// values) written into `group`.
     fn contribution<'e>(
         &self,
-        event: &'e Interaction,
+        event: &InteractionView<'e>,
         group: &mut String,
     ) -> Option<Option<Value<'e>>> {
         let value_of = |field: Option<EventField>| field.and_then(|f| f.value(event));
@@ -396,7 +396,7 @@ fn push_json_string(out: &mut String, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contracts::EventType;
+    use crate::contracts::{EventType, Interaction};
     use crate::pipeline::{parse_pipeline, AggregateResult};
     use proptest::prelude::*;
     use std::collections::BTreeMap;
@@ -467,7 +467,7 @@ mod tests {
             event(EventType::Purchase, "a", 62_000, Some(0.5)),
             event(EventType::Click, "a", 8_000, None),
         ] {
-            live.add(&e).unwrap();
+            live.add(&e.view()).unwrap();
         }
         let mut rows = BTreeMap::new();
         apply(&mut rows, live.take_changes());
@@ -513,8 +513,9 @@ mod tests {
     fn a_bridging_event_merges_stored_sessions_and_deletes_the_old_rows() {
         let mut live = LiveAggregates::new(pipeline());
         let mut rows = BTreeMap::new();
-        live.add(&event(EventType::Click, "a", 0, None)).unwrap();
-        live.add(&event(EventType::Click, "a", 15_000, None))
+        live.add(&event(EventType::Click, "a", 0, None).view())
+            .unwrap();
+        live.add(&event(EventType::Click, "a", 15_000, None).view())
             .unwrap();
         apply(&mut rows, live.take_changes());
         let sessions = |rows: &BTreeMap<(String, Window, String), AggregateState>| {
@@ -531,7 +532,7 @@ mod tests {
                 (15_000, 25_000, AggregateResult::Count(1))
             ]
         );
-        live.add(&event(EventType::Click, "a", 7_000, None))
+        live.add(&event(EventType::Click, "a", 7_000, None).view())
             .unwrap();
         apply(&mut rows, live.take_changes());
         assert_eq!(
@@ -597,7 +598,7 @@ mod tests {
             let mut max_event = None;
             for e in &events {
                 if !p.is_late(max_event, e.occurred_at) {
-                    one_pass.add(e).unwrap();
+                    one_pass.add(&e.view()).unwrap();
                 }
                 max_event = Some(max_event.map_or(e.occurred_at, |m: i64| m.max(e.occurred_at)));
             }
@@ -608,7 +609,7 @@ mod tests {
             let mut max_event = None;
             for (i, e) in events.iter().enumerate() {
                 if !p.is_late(max_event, e.occurred_at) {
-                    live.add(e).unwrap();
+                    live.add(&e.view()).unwrap();
                 }
                 max_event = Some(max_event.map_or(e.occurred_at, |m: i64| m.max(e.occurred_at)));
                 if cuts.contains(&i) {

@@ -17,8 +17,8 @@ use schema_registry_converter::schema_registry_common::{
 
 use super::{RegistryClient, RegistryClientError, RegistryEndpoint};
 use crate::contracts::{
-    check_bounds, contract_layout, parse_frame, read_interaction, BoundsError, Interaction,
-    InteractionError, InteractionVersion, SizeError, WireError,
+    check_bounds, contract_layout, parse_frame, read_view, BoundsError, Interaction,
+    InteractionError, InteractionVersion, InteractionView, SizeError, WireError,
 };
 
 /// Why a Kafka value could not be decoded.
@@ -134,26 +134,85 @@ impl InteractionDecoder {
 
     /// The interaction in a framed payload, within the contract's size limits. When the
     /// writer and the reader are both shipped contract versions the datum is read directly
-    /// ([`read_interaction`]), else resolved through apache-avro values.
+    /// ([`read_view`]), else resolved through apache-avro values.
     pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Interaction, DecodeError> {
+        Ok(self.decode_view(payload).await?.view().to_interaction())
+    }
+
+    /// [`InteractionDecoder::decode`], borrowing the payload where it can.
+    pub async fn decode_view<'a>(
+        &self,
+        payload: Option<&'a [u8]>,
+    ) -> Result<DecodedInteraction<'a>, DecodeError> {
         let (schema_id, datum) = parse_frame(payload)?;
-        let event = if let (Some(writer), Some(reader)) =
+        if let (Some(writer), Some(reader)) =
             (self.writer_layout(schema_id).await?, self.reader_layout)
         {
-            read_interaction(writer, reader, datum).map_err(|e| DecodeError::Avro {
-                schema_id,
-                reason: e.to_string(),
-            })?
-        } else {
-            let (_, value) = self.decode_value(payload).await?;
-            Interaction::from_avro(value)
-                .map_err(|source| DecodeError::Shape { schema_id, source })?
-        };
+            return read_direct(schema_id, writer, reader, datum).map(DecodedInteraction::Read);
+        }
+        let (_, value) = self.decode_value(payload).await?;
+        let event = Interaction::from_avro(value)
+            .map_err(|source| DecodeError::Shape { schema_id, source })?;
         event
             .check_sizes()
             .map_err(|source| DecodeError::Size { schema_id, source })?;
-        Ok(event)
+        Ok(DecodedInteraction::Resolved(event))
     }
+
+    /// [`InteractionDecoder::decode_view`] without waiting for anything, when it needs no
+    /// registry answer: for a payload that is not framed, or whose writer schema id was seen
+    /// before and has a shipped contract's layout. `None`: take `decode_view`.
+    pub fn decode_known<'a>(
+        &self,
+        payload: Option<&'a [u8]>,
+    ) -> Option<Result<DecodedInteraction<'a>, DecodeError>> {
+        let (schema_id, datum) = match parse_frame(payload) {
+            Ok(frame) => frame,
+            Err(error) => return Some(Err(error.into())),
+        };
+        let reader = self.reader_layout?;
+        let writer = (*self
+            .layouts
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&schema_id)?)?;
+        Some(read_direct(schema_id, writer, reader, datum).map(DecodedInteraction::Read))
+    }
+}
+
+/// A decoded interaction: read straight from the payload, or resolved through apache-avro.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DecodedInteraction<'a> {
+    /// Read directly; its strings borrow the payload.
+    Read(InteractionView<'a>),
+    /// Resolved from a writer schema of another layout.
+    Resolved(Interaction),
+}
+
+impl DecodedInteraction<'_> {
+    /// The event, borrowed.
+    pub fn view(&self) -> InteractionView<'_> {
+        match self {
+            DecodedInteraction::Read(view) => *view,
+            DecodedInteraction::Resolved(event) => event.view(),
+        }
+    }
+}
+
+/// Reads a datum of a shipped layout and checks the contract's size limits.
+fn read_direct(
+    schema_id: u32,
+    writer: InteractionVersion,
+    reader: InteractionVersion,
+    datum: &[u8],
+) -> Result<InteractionView<'_>, DecodeError> {
+    let view = read_view(writer, reader, datum).map_err(|e| DecodeError::Avro {
+        schema_id,
+        reason: e.to_string(),
+    })?;
+    view.check_sizes()
+        .map_err(|source| DecodeError::Size { schema_id, source })?;
+    Ok(view)
 }
 
 impl InteractionDecoder {

@@ -20,7 +20,10 @@ mod state;
 
 pub use api::{router, CONTENT_TYPE_V1};
 pub use client::{RegistryClient, RegistryClientError};
-pub use codec::{resolve_datum, DecodeError, EncodeError, InteractionDecoder, InteractionEncoder};
+pub use codec::{
+    resolve_datum, DecodeError, DecodedInteraction, EncodeError, InteractionDecoder,
+    InteractionEncoder,
+};
 pub use compat::CompatibilityLevel;
 pub use config::RegistryConfig;
 pub use credentials::{require_credentials, RegistryUser};

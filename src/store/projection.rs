@@ -5,8 +5,8 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::contracts::{EventType, Interaction};
-use crate::worker::FoldBatch;
+use crate::contracts::EventType;
+use crate::worker::{FoldBatch, FoldedEvent};
 
 /// A user's change: first and last event time, events, value, the session of the latest.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,9 +31,9 @@ pub(crate) struct SessionDelta<'a> {
 /// Events per user and type in `batch` (late ones included).
 pub(crate) fn event_counts(batch: &FoldBatch) -> Vec<((&str, EventType), i64)> {
     let mut counts: HashMap<(&str, EventType), i64> = HashMap::default();
-    for folded in &batch.events {
+    for folded in batch.events.iter() {
         *counts
-            .entry((folded.event.user_id.as_str(), folded.event.event_type))
+            .entry((folded.user_id, folded.event_type))
             .or_default() += 1;
     }
     sorted(counts)
@@ -47,20 +47,20 @@ fn sorted<K: Ord, V>(map: HashMap<K, V>) -> Vec<(K, V)> {
 }
 
 /// Per user in `events`.
-pub(crate) fn user_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, UserDelta<'a>)> {
+pub(crate) fn user_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, UserDelta<'a>)> {
     let mut users: HashMap<&str, UserDelta> = HashMap::default();
     for e in events {
-        let u = users.entry(e.user_id.as_str()).or_insert(UserDelta {
+        let u = users.entry(e.user_id).or_insert(UserDelta {
             first_ms: e.occurred_at,
             last_ms: e.occurred_at,
             events: 0,
             value: 0.0,
-            session: e.session_id.as_str(),
+            session: e.session_id,
         });
         u.first_ms = u.first_ms.min(e.occurred_at);
         if e.occurred_at >= u.last_ms {
             u.last_ms = e.occurred_at;
-            u.session = e.session_id.as_str();
+            u.session = e.session_id;
         }
         u.events += 1;
         u.value += e.value.unwrap_or(0.0);
@@ -69,10 +69,10 @@ pub(crate) fn user_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, UserD
 }
 
 /// Per item in `events`: views, clicks, add-to-carts, purchases.
-pub(crate) fn item_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, [i64; 4])> {
+pub(crate) fn item_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, [i64; 4])> {
     let mut items: HashMap<&str, [i64; 4]> = HashMap::default();
     for e in events {
-        let Some(item_id) = &e.item_id else { continue };
+        let Some(item_id) = e.item_id else { continue };
         let slot = match e.event_type {
             EventType::PageView => 0,
             EventType::Click => 1,
@@ -80,19 +80,19 @@ pub(crate) fn item_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, [i64;
             EventType::Purchase => 3,
             _ => continue,
         };
-        items.entry(item_id.as_str()).or_default()[slot] += 1;
+        items.entry(item_id).or_default()[slot] += 1;
     }
     sorted(items)
 }
 
 /// Per session in `events`.
-pub(crate) fn session_deltas<'a>(events: &[&'a Interaction]) -> Vec<(&'a str, SessionDelta<'a>)> {
+pub(crate) fn session_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, SessionDelta<'a>)> {
     let mut sessions: HashMap<&str, SessionDelta> = HashMap::default();
     for e in events {
         let s = sessions
-            .entry(e.session_id.as_str())
+            .entry(e.session_id)
             .or_insert(SessionDelta {
-                user: e.user_id.as_str(),
+                user: e.user_id,
                 start_ms: e.occurred_at,
                 end_ms: e.occurred_at,
                 events: 0,

@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::contracts::EventType;
-use crate::contracts::Interaction;
 use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
 use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
 use crate::store::read::merge_partials;
@@ -18,7 +17,7 @@ use crate::store::{
 };
 use crate::worker::{
     decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
-    FoldStoreError, PartitionProgress, PartitionSnapshot,
+    FoldStoreError, FoldedEvent, PartitionProgress, PartitionSnapshot,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -514,7 +513,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     }
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials)?;
-        let fresh: Vec<&Interaction> = batch.events.iter().map(|e| &e.event).collect();
+        let fresh: Vec<FoldedEvent> = batch.events.iter().collect();
         project(tx, pipeline, &fresh)?;
     }
     let read = batch.records() as i64;
@@ -664,7 +663,7 @@ fn partition_snapshot(
 fn project(
     tx: &Transaction<'_>,
     pipeline: &Pipeline,
-    events: &[&Interaction],
+    events: &[FoldedEvent<'_>],
 ) -> rusqlite::Result<()> {
     let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
     let name = &pipeline.name;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::contracts::Interaction;
+use crate::contracts::{EventType, InteractionView};
 use crate::pipeline::{PartialChange, Pipeline};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
@@ -17,18 +17,116 @@ pub enum Outcome {
     DeadLettered,
 }
 
-/// A decoded event and where it came from.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FoldedEvent {
+/// What a batch keeps of a distinct decoded event: what the projections and the metrics
+/// read, its strings borrowed from the batch.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FoldedEvent<'a> {
     /// Kafka offset.
     pub offset: i64,
-    /// The event, resolved to the reader schema.
-    pub event: Interaction,
+    /// What happened.
+    pub event_type: EventType,
+    /// Who did it.
+    pub user_id: &'a str,
+    /// The app session.
+    pub session_id: &'a str,
+    /// The item acted on, if any.
+    pub item_id: Option<&'a str>,
+    /// Event time (ms since the epoch).
+    pub occurred_at: i64,
+    /// Price or seconds played.
+    pub value: Option<f64>,
     /// The record's Kafka timestamp (ms), if it has one.
     pub ingested_at: Option<i64>,
     /// Late for the pipeline's windows (decided by the worker against the partition's
     /// watermark as the event arrived); copied to the late topic already.
     pub late: bool,
+}
+
+/// A batch's distinct decoded events, in offset order: one text buffer holds every string,
+/// so keeping an event allocates nothing once the buffers have grown.
+#[derive(Debug, Clone, Default)]
+pub struct BatchEvents {
+    text: String,
+    kept: Vec<KeptEvent>,
+}
+
+/// A [`FoldedEvent`] whose strings are ranges of [`BatchEvents::text`].
+#[derive(Debug, Clone)]
+struct KeptEvent {
+    offset: i64,
+    event_type: EventType,
+    user_id: std::ops::Range<usize>,
+    session_id: std::ops::Range<usize>,
+    item_id: Option<std::ops::Range<usize>>,
+    occurred_at: i64,
+    value: Option<f64>,
+    ingested_at: Option<i64>,
+    late: bool,
+}
+
+impl BatchEvents {
+    /// Empty, with room for `events` events of `text` bytes of strings.
+    pub fn with_capacity(events: usize, text: usize) -> Self {
+        BatchEvents {
+            text: String::with_capacity(text),
+            kept: Vec::with_capacity(events),
+        }
+    }
+
+    /// Keeps what the store needs of `event`, read at `offset`.
+    pub fn push(
+        &mut self,
+        offset: i64,
+        event: &InteractionView<'_>,
+        ingested_at: Option<i64>,
+        late: bool,
+    ) {
+        let mut keep = |text: &str| {
+            let start = self.text.len();
+            self.text.push_str(text);
+            start..self.text.len()
+        };
+        let user_id = keep(event.user_id);
+        let session_id = keep(event.session_id);
+        let item_id = event.item_id.map(keep);
+        self.kept.push(KeptEvent {
+            offset,
+            event_type: event.event_type,
+            user_id,
+            session_id,
+            item_id,
+            occurred_at: event.occurred_at,
+            value: event.value,
+            ingested_at,
+            late,
+        });
+    }
+
+    /// Events kept.
+    pub fn len(&self) -> usize {
+        self.kept.len()
+    }
+
+    /// Keeps no event.
+    pub fn is_empty(&self) -> bool {
+        self.kept.is_empty()
+    }
+
+    /// The events, in offset order.
+    pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
+        let text = |range: &std::ops::Range<usize>| self.text.get(range.clone()).unwrap_or("");
+        self.kept.iter().map(move |e| FoldedEvent {
+            offset: e.offset,
+            event_type: e.event_type,
+            user_id: text(&e.user_id),
+            session_id: text(&e.session_id),
+            item_id: e.item_id.as_ref().map(text),
+            occurred_at: e.occurred_at,
+            value: e.value,
+            ingested_at: e.ingested_at,
+            late: e.late,
+        })
+    }
 }
 
 /// One partition's micro-batch.
@@ -43,7 +141,7 @@ pub struct FoldBatch {
     /// The last offset the batch covers (decoded or dead-lettered).
     pub last_offset: i64,
     /// The distinct decoded events, in offset order.
-    pub events: Vec<FoldedEvent>,
+    pub events: BatchEvents,
     /// Records of the range whose `event_id` was seen before (counted once, earlier).
     pub duplicates: u64,
     /// Records of the range sent to the dead-letter topic.
@@ -89,13 +187,33 @@ impl BatchBuilder {
         max_event_ms: Option<i64>,
         pipeline: Option<Arc<Pipeline>>,
     ) -> Self {
+        Self::with_room(
+            topic,
+            partition,
+            previous_offset,
+            dedup_horizon_events,
+            max_event_ms,
+            pipeline,
+            BatchEvents::default(),
+        )
+    }
+
+    fn with_room(
+        topic: &str,
+        partition: i32,
+        previous_offset: Option<i64>,
+        dedup_horizon_events: i64,
+        max_event_ms: Option<i64>,
+        pipeline: Option<Arc<Pipeline>>,
+        events: BatchEvents,
+    ) -> Self {
         BatchBuilder {
             batch: FoldBatch {
                 topic: topic.to_owned(),
                 partition,
                 previous_offset,
                 last_offset: previous_offset.unwrap_or(-1),
-                events: Vec::new(),
+                events,
                 duplicates: 0,
                 dead_lettered: 0,
                 seen: Vec::new(),
@@ -114,22 +232,29 @@ impl BatchBuilder {
         self.batch.last_offset + 1
     }
 
-    /// Adds a distinct decoded event (its offset must be the next one). Its time moves the
-    /// partition's watermark source at most to its record's timestamp plus the pipeline's
-    /// `max_ahead` ([`Pipeline::watermark_time`]).
-    pub fn push_event(&mut self, event: FoldedEvent) {
+    /// Adds a distinct decoded event read at `offset` (the next one), late or not, from a
+    /// record stamped `ingested_at`. Its time moves the partition's watermark source at
+    /// most to its record's timestamp plus the pipeline's `max_ahead`
+    /// ([`Pipeline::watermark_time`]).
+    pub fn push_event(
+        &mut self,
+        offset: i64,
+        event: &InteractionView<'_>,
+        ingested_at: Option<i64>,
+        late: bool,
+    ) {
         self.batch
             .opened_at
             .get_or_insert_with(std::time::Instant::now);
-        self.batch.last_offset = event.offset;
-        let at = match (&self.batch.pipeline, event.ingested_at) {
+        self.batch.last_offset = offset;
+        let at = match (&self.batch.pipeline, ingested_at) {
             (Some(pipeline), Some(record_ms)) => {
-                pipeline.watermark_time(event.event.occurred_at, record_ms)
+                pipeline.watermark_time(event.occurred_at, record_ms)
             }
-            _ => event.event.occurred_at,
+            _ => event.occurred_at,
         };
         self.batch.max_event_ms = Some(self.batch.max_event_ms.map_or(at, |m| m.max(at)));
-        self.batch.events.push(event);
+        self.batch.events.push(offset, event, ingested_at, late);
     }
 
     /// Adds a record whose `event_id` was seen before.
@@ -178,13 +303,19 @@ impl BatchBuilder {
     /// Takes the records held as a batch, with the ids and partial changes to store with
     /// it, and starts an empty one after it.
     pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
-        let next = BatchBuilder::new(
+        // Room for a batch like this one: its buffers grow once, not event by event.
+        let room = BatchEvents::with_capacity(
+            self.batch.events.kept.len(),
+            self.batch.events.text.len(),
+        );
+        let next = BatchBuilder::with_room(
             &self.batch.topic,
             self.batch.partition,
             Some(self.batch.last_offset),
             self.batch.dedup_horizon_events,
             self.batch.max_event_ms,
             self.batch.pipeline.clone(),
+            room,
         );
         let mut batch = std::mem::replace(self, next).batch;
         batch.seen = seen;
@@ -197,26 +328,21 @@ impl BatchBuilder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contracts::EventType;
+    use crate::contracts::Interaction;
     use crate::pipeline::parse_pipeline;
 
-    fn folded(offset: i64, occurred_at: i64, ingested_at: Option<i64>) -> FoldedEvent {
-        FoldedEvent {
-            offset,
-            event: Interaction {
-                event_id: offset.to_string(),
-                event_type: EventType::Click,
-                user_id: "u".into(),
-                session_id: "s".into(),
-                item_id: None,
-                occurred_at,
-                app: "web".into(),
-                properties: Default::default(),
-                value: None,
-                device: Default::default(),
-            },
-            ingested_at,
-            late: false,
+    fn event(offset: i64, occurred_at: i64) -> Interaction {
+        Interaction {
+            event_id: offset.to_string(),
+            event_type: EventType::Click,
+            user_id: "u".into(),
+            session_id: "s".into(),
+            item_id: None,
+            occurred_at,
+            app: "web".into(),
+            properties: Default::default(),
+            value: None,
+            device: Default::default(),
         }
     }
 
@@ -229,19 +355,19 @@ mod tests {
         .map(Arc::new)
         .unwrap();
         let mut batch = BatchBuilder::new("t", 0, None, 10, None, Some(pipeline));
-        batch.push_event(folded(0, 50_000, Some(60_000)));
+        batch.push_event(0, &event(0, 50_000).view(), Some(60_000), false);
         assert_eq!(batch.max_event_ms(), Some(50_000));
         // The year 2100, in a record stamped at 70 s: counts as 70 s + max_ahead.
-        batch.push_event(folded(1, 4_102_444_800_000, Some(70_000)));
+        batch.push_event(1, &event(1, 4_102_444_800_000).view(), Some(70_000), false);
         assert_eq!(batch.max_event_ms(), Some(71_000));
         let taken = batch.take(Vec::new(), Vec::new());
         assert_eq!((taken.max_event_ms, taken.records()), (Some(71_000), 2));
         assert!(taken.cut_at_ms > 0);
         // Without a record timestamp, or without a pipeline, the event's own time counts.
-        batch.push_event(folded(2, 80_000, None));
+        batch.push_event(2, &event(2, 80_000).view(), None, false);
         assert_eq!(batch.max_event_ms(), Some(80_000));
         let mut plain = BatchBuilder::new("t", 0, None, 10, None, None);
-        plain.push_event(folded(0, 4_102_444_800_000, Some(70_000)));
+        plain.push_event(0, &event(0, 4_102_444_800_000).view(), Some(70_000), false);
         assert_eq!(plain.max_event_ms(), Some(4_102_444_800_000));
     }
 }

@@ -21,8 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::context::WorkerContext;
 use super::dead_letter::{self, DeadLetter};
 use super::{
-    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, FoldedEvent,
-    WorkerConfig,
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, WorkerConfig,
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
@@ -314,8 +313,10 @@ impl Worker {
             );
         }
         cursor.sought = false;
-        let record_span = message
-            .headers()
+        // The record's trace, when it carries one and spans are recorded at all.
+        let record_span = tracing::span_enabled!(tracing::Level::INFO)
+            .then(|| message.headers())
+            .flatten()
             .and_then(|headers| headers.iter().find(|h| h.key == TRACEPARENT))
             .and_then(|h| h.value)
             .and_then(|v| std::str::from_utf8(v).ok())
@@ -325,32 +326,38 @@ impl Worker {
             })
             .unwrap_or_else(tracing::Span::none);
         let payload = message.payload();
-        let decoded = loop {
-            match self
-                .decoder
-                .decode(payload)
-                .instrument(record_span.clone())
-                .await
-            {
-                Err(error) if error.is_transient() => {
-                    tracing::warn!(partition, offset, %error, "Cannot decode yet; retrying.");
-                    tokio::select! {
-                        _ = shutdown.cancelled() => return false,
-                        _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+        // A writer schema seen before decodes without waiting; a new one asks the registry.
+        let known = record_span.in_scope(|| self.decoder.decode_known(payload));
+        let decoded = match known {
+            Some(decoded) => decoded,
+            None => loop {
+                match self
+                    .decoder
+                    .decode_view(payload)
+                    .instrument(record_span.clone())
+                    .await
+                {
+                    Err(error) if error.is_transient() => {
+                        tracing::warn!(partition, offset, %error, "Cannot decode yet; retrying.");
+                        tokio::select! {
+                            _ = shutdown.cancelled() => return false,
+                            _ = tokio::time::sleep(RETRY_PAUSE) => continue,
+                        }
                     }
+                    other => break other,
                 }
-                other => break other,
-            }
+            },
         };
-        let event = match decoded {
-            Ok(event) => event,
+        let decoded = match decoded {
+            Ok(decoded) => decoded,
             Err(error) => {
                 return self
                     .dead_letter_into(cursor, message, error.reason(), error.to_string(), shutdown)
                     .await;
             }
         };
-        let id = event_id_hash(&event.event_id);
+        let event = decoded.view();
+        let id = event_id_hash(event.event_id);
         if cursor.dedup.contains(id) {
             cursor.batch.push_duplicate(offset);
             return true;
@@ -387,12 +394,9 @@ impl Worker {
             }
         }
         cursor.dedup.record(id);
-        cursor.batch.push_event(FoldedEvent {
-            offset,
-            event,
-            ingested_at: message.timestamp().to_millis(),
-            late,
-        });
+        cursor
+            .batch
+            .push_event(offset, &event, message.timestamp().to_millis(), late);
         true
     }
 
@@ -627,8 +631,8 @@ fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: 
         .map_or(0, |d| d.as_millis() as i64);
     let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
     let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
-    for event in &batch.events {
-        event_lag.record((now - event.event.occurred_at).max(0) as f64 / 1000.0);
+    for event in batch.events.iter() {
+        event_lag.record((now - event.occurred_at).max(0) as f64 / 1000.0);
         if let Some(ingested) = event.ingested_at {
             ingest_lag.record((now - ingested).max(0) as f64 / 1000.0);
         }

@@ -13,7 +13,7 @@ mod dead_letter;
 mod dedup;
 mod port;
 
-pub use batch::{BatchBuilder, FoldBatch, FoldedEvent, Outcome};
+pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, Outcome};
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};
 pub use dedup::{decode_hashes, encode_hashes, event_id_hash, DedupWindow};
