@@ -1,6 +1,7 @@
 //! Per-event CPU cost of the worker's stages without Kafka, side by side in one run: reading
-//! the Avro datum, the fold (duplicate check, lateness, every aggregate of
-//! `pipelines/interactions.yaml`, batching) and the SQLite store commit. The events are those
+//! the Avro datum, batching (duplicate check, lateness, keeping the event) on the fold loop,
+//! folding every aggregate of `pipelines/interactions.yaml` and the SQLite store commit
+//! (both on the commit's blocking thread). The events are those
 //! of `eventfold bench worker` (6 partitions keyed by user, the worker's default batch size). Run with
 //! `cargo bench --bench fold [-- --events N]`; `cargo test --all-targets` runs it small, as a
 //! smoke test.
@@ -10,13 +11,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
-use eventfold::contracts::{read_interaction, Interaction, InteractionVersion};
+use eventfold::contracts::{read_view, InteractionVersion, InteractionView};
 use eventfold::ingest::{Workload, WorkloadConfig};
 use eventfold::pipeline::{load_pipeline, LiveAggregates, Pipeline};
 use eventfold::store::SqliteStore;
 use eventfold::worker::{
-    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, FoldedEvent,
-    WorkerConfig,
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, WorkerConfig,
 };
 
 /// The binary's allocator, so allocation costs are the worker's.
@@ -25,11 +25,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const PARTITIONS: usize = 6;
 
-/// One partition's worker-side state, as the worker keeps it.
+/// One partition's batch and duplicate ids, as the worker's fold loop keeps them.
 struct Cursor {
     batch: BatchBuilder,
     dedup: DedupWindow,
-    live: LiveAggregates,
 }
 
 fn main() {
@@ -62,10 +61,10 @@ fn main() {
         .collect();
 
     let started = Instant::now();
-    let events: Vec<(usize, Interaction)> = records
+    let events: Vec<(usize, InteractionView)> = records
         .iter()
         .map(|(partition, datum)| {
-            let event = read_interaction(InteractionVersion::V2, InteractionVersion::V2, datum)
+            let event = read_view(InteractionVersion::V2, InteractionVersion::V2, datum)
                 .expect("a datum written by the contract");
             (*partition, event)
         })
@@ -73,7 +72,17 @@ fn main() {
     let decode = started.elapsed().as_secs_f64();
 
     let started = Instant::now();
-    let batches = fold(&pipeline, events);
+    let mut batches = cut_batches(&pipeline, events);
+    let batch_secs = started.elapsed().as_secs_f64();
+
+    let started = Instant::now();
+    let mut lives: HashMap<i32, LiveAggregates> = HashMap::new();
+    for batch in batches.iter_mut().flatten() {
+        let live = lives
+            .entry(batch.partition)
+            .or_insert_with(|| LiveAggregates::new(pipeline.clone()));
+        batch.fold_into(live).expect("foldable");
+    }
     let fold_secs = started.elapsed().as_secs_f64();
 
     let folder = tempfile::tempdir().expect("a temp folder");
@@ -106,7 +115,11 @@ fn main() {
         per(decode)
     );
     println!(
-        "  fold (dedup, lateness, aggregates): {:>7.0} ns/event",
+        "  batching (dedup, lateness, keep):   {:>7.0} ns/event",
+        per(batch_secs)
+    );
+    println!(
+        "  fold into every aggregate:          {:>7.0} ns/event",
         per(fold_secs)
     );
     println!(
@@ -115,9 +128,12 @@ fn main() {
     );
 }
 
-/// Folds the events as the worker does and returns its commits (every partition's batch
-/// each time the worker's default batch size is pending).
-fn fold(pipeline: &Arc<Pipeline>, events: Vec<(usize, Interaction)>) -> Vec<Vec<FoldBatch>> {
+/// Batches the events as the worker's fold loop does (duplicates, lateness) and returns its
+/// commits (every partition's batch each time the worker's default batch size is pending).
+fn cut_batches(
+    pipeline: &Arc<Pipeline>,
+    events: Vec<(usize, InteractionView)>,
+) -> Vec<Vec<FoldBatch>> {
     let WorkerConfig {
         dedup_horizon_events: horizon,
         batch_max_events,
@@ -138,27 +154,18 @@ fn fold(pipeline: &Arc<Pipeline>, events: Vec<(usize, Interaction)>) -> Vec<Vec<
                 Some(pipeline.clone()),
             ),
             dedup: DedupWindow::default(),
-            live: LiveAggregates::new(pipeline.clone()),
         });
         let offset = offsets[partition];
         offsets[partition] += 1;
-        let id = event_id_hash(&event.event_id);
+        let id = event_id_hash(event.event_id);
         if cursor.dedup.contains(id) {
             cursor.batch.push_duplicate(offset);
         } else {
             let late = pipeline
                 .lateness(cursor.batch.max_event_ms(), event.occurred_at)
                 .expect("in range");
-            if !late {
-                cursor.live.add(&event).expect("foldable");
-            }
             cursor.dedup.record(id);
-            cursor.batch.push_event(FoldedEvent {
-                offset,
-                event,
-                ingested_at: None,
-                late,
-            });
+            cursor.batch.push_event(offset, &event, None, late);
         }
         pending += 1;
         if pending >= batch_max_events {
@@ -178,9 +185,7 @@ fn take_batches(cursors: &mut HashMap<usize, Cursor>, horizon: i64) -> Vec<FoldB
             continue;
         }
         let seen = cursor.dedup.take_batch(cursor.batch.last_offset(), horizon);
-        let partials = cursor.live.take_changes();
-        cursor.live.evict(cursor.batch.max_event_ms());
-        batches.push(cursor.batch.take(seen, partials));
+        batches.push(cursor.batch.take(seen, Vec::new()));
     }
     batches
 }

@@ -405,7 +405,7 @@ fn millions_of_distinct_keys_keep_sketches_bounded_and_grow_one_row_per_group() 
         event.user_id.push_str(&format!("user-{i}"));
         event.item_id = Some(item(i));
         event.occurred_at = (i % 3_600_000) as i64;
-        live.add(&event).unwrap();
+        live.add(&event.view()).unwrap();
     }
     assert_eq!(
         live.len(),

@@ -18,8 +18,7 @@ use eventfold::store::{
     UserProfile,
 };
 use eventfold::worker::{
-    event_id_hash, BatchBuilder, CommitOutcome, FoldBatch, FoldStore, FoldedEvent,
-    PartitionProgress,
+    event_id_hash, BatchBuilder, CommitOutcome, FoldBatch, FoldStore, PartitionProgress,
 };
 
 const TOPIC: &str = "interactions";
@@ -161,13 +160,23 @@ fn event(
     }
 }
 
-fn folded(offset: i64, event: Interaction, late: bool) -> FoldedEvent {
-    FoldedEvent {
+/// A distinct event a batch holds, at its offset, late or not.
+struct Folded {
+    offset: i64,
+    event: Interaction,
+    late: bool,
+}
+
+fn folded(offset: i64, event: Interaction, late: bool) -> Folded {
+    Folded {
         offset,
         event,
-        ingested_at: None,
         late,
     }
+}
+
+fn push(builder: &mut BatchBuilder, e: Folded) {
+    builder.push_event(e.offset, &e.event.view(), None, e.late);
 }
 
 fn count(n: u64) -> AggregateState {
@@ -193,7 +202,7 @@ fn batch(
     partition: i32,
     previous: Option<i64>,
     pipeline: Option<Arc<Pipeline>>,
-    events: Vec<FoldedEvent>,
+    events: Vec<Folded>,
     partials: Vec<PartialChange>,
 ) -> FoldBatch {
     let mut builder = BatchBuilder::new(TOPIC, partition, previous, 1_000_000, None, pipeline);
@@ -202,13 +211,13 @@ fn batch(
         .map(|e| event_id_hash(&e.event.event_id))
         .collect();
     for e in events {
-        builder.push_event(e);
+        push(&mut builder, e);
     }
     builder.take(seen, partials)
 }
 
 /// Five click events of `user` at offsets `from..from + 5`, one per second from `at`.
-fn clicks(user: &str, from: i64, at: i64) -> Vec<FoldedEvent> {
+fn clicks(user: &str, from: i64, at: i64) -> Vec<Folded> {
     (0..5)
         .map(|i| {
             folded(
@@ -262,30 +271,42 @@ async fn commit_advances_progress_and_accounts_every_record(stores: Stores) {
     // Partition 0, offsets 0–5: an on-time event, a late one, a duplicate, a dead letter,
     // then another on-time event.
     let mut builder = BatchBuilder::new(TOPIC, 0, None, 1_000, None, None);
-    builder.push_event(folded(
-        0,
-        event("a", EventType::Click, "u1", "s1", None, 10_000, None),
-        false,
-    ));
-    builder.push_event(folded(
-        1,
-        event("b", EventType::PageView, "u1", "s1", None, 2_000, None),
-        true,
-    ));
+    push(
+        &mut builder,
+        folded(
+            0,
+            event("a", EventType::Click, "u1", "s1", None, 10_000, None),
+            false,
+        ),
+    );
+    push(
+        &mut builder,
+        folded(
+            1,
+            event("b", EventType::PageView, "u1", "s1", None, 2_000, None),
+            true,
+        ),
+    );
     builder.push_duplicate(2);
     builder.push_dead_letter(3);
     builder.push_dead_letter(4);
-    builder.push_event(folded(
-        5,
-        event("c", EventType::Click, "u2", "s2", None, 12_000, None),
-        false,
-    ));
+    push(
+        &mut builder,
+        folded(
+            5,
+            event("c", EventType::Click, "u2", "s2", None, 12_000, None),
+            false,
+        ),
+    );
     let first = builder.take(vec![event_id_hash("a")], vec![]);
-    builder.push_event(folded(
-        6,
-        event("d", EventType::Click, "u1", "s1", None, 11_000, None),
-        false,
-    ));
+    push(
+        &mut builder,
+        folded(
+            6,
+            event("d", EventType::Click, "u1", "s1", None, 11_000, None),
+            false,
+        ),
+    );
     let second = builder.take(vec![event_id_hash("d")], vec![]);
     let other = batch(1, None, None, clicks("u3", 0, 20_000), vec![]);
     // Each partition records when its last batch was cut (the idle rule reads it).
@@ -499,11 +520,14 @@ async fn snapshot_returns_seen_ids_within_horizon_and_live_partials(stores: Stor
             let id = format!("e{offset}");
             ids.push(event_id_hash(&id));
             let at = 971_000 + offset * 1_000;
-            builder.push_event(folded(
-                offset,
-                event(&id, EventType::Click, "u1", "s1", None, at, None),
-                false,
-            ));
+            push(
+                &mut builder,
+                folded(
+                    offset,
+                    event(&id, EventType::Click, "u1", "s1", None, at, None),
+                    false,
+                ),
+            );
         }
         let partials = if chunk == 2 {
             vec![
@@ -560,19 +584,22 @@ async fn old_seen_ids_are_forgotten_past_the_horizon(stores: Stores) {
     let mut builder = BatchBuilder::new(TOPIC, 0, None, 10, None, None);
     for chunk in 0..5i64 {
         for offset in chunk * 5..chunk * 5 + 5 {
-            builder.push_event(folded(
-                offset,
-                event(
-                    &format!("e{offset}"),
-                    EventType::Click,
-                    "u",
-                    "s",
-                    None,
-                    0,
-                    None,
+            push(
+                &mut builder,
+                folded(
+                    offset,
+                    event(
+                        &format!("e{offset}"),
+                        EventType::Click,
+                        "u",
+                        "s",
+                        None,
+                        0,
+                        None,
+                    ),
+                    false,
                 ),
-                false,
-            ));
+            );
         }
         let batch = builder.take(vec![chunk as u128], vec![]);
         commit(&stores, vec![batch]).await;
@@ -912,7 +939,7 @@ async fn projections_hold_exact_values(stores: Stores) {
 async fn listings_are_ordered_and_per_pipeline(stores: Stores) {
     let shop = pipeline("shop");
     let other = pipeline("other");
-    let items: Vec<FoldedEvent> = ["i3", "i1", "i2"]
+    let items: Vec<Folded> = ["i3", "i1", "i2"]
         .iter()
         .enumerate()
         .map(|(n, item)| {

@@ -93,6 +93,7 @@ impl InteractionView<'_> {
             Ok(())
         };
         match self.properties {
+            PropertiesView::NotKept => Ok(()),
             PropertiesView::Map(map) => check(
                 &mut map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 map.len(),

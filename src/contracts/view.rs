@@ -49,6 +49,8 @@ pub enum PropertiesView<'a> {
     },
     /// An owned event's map.
     Map(&'a BTreeMap<String, String>),
+    /// Not kept (a worker's batch keeps no properties: nothing folds or projects them).
+    NotKept,
 }
 
 impl<'a> PropertiesView<'a> {
@@ -62,6 +64,7 @@ impl<'a> PropertiesView<'a> {
         let (read, map) = match *self {
             PropertiesView::Read { bytes, .. } => (Some(MapEntries::new(bytes)), None),
             PropertiesView::Map(map) => (None, Some(map)),
+            PropertiesView::NotKept => (None, None),
         };
         read.into_iter().flatten().chain(
             map.into_iter()
@@ -73,9 +76,7 @@ impl<'a> PropertiesView<'a> {
     /// Whether every key is distinct (so [`PropertiesView::entries`] is the map).
     pub fn keys_are_distinct(&self) -> bool {
         match self {
-            PropertiesView::Read { written, .. } if *written > 1 => {
-                self.to_map().len() == *written
-            }
+            PropertiesView::Read { written, .. } if *written > 1 => self.to_map().len() == *written,
             _ => true,
         }
     }

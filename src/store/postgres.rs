@@ -12,7 +12,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transacti
 use futures::future::try_join_all;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::contracts::EventType;
+use crate::contracts::{EventType, InteractionView};
 use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
 use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
 use crate::store::read::merge_partials;
@@ -21,7 +21,7 @@ use crate::store::{
 };
 use crate::worker::{
     decode_hashes, encode_hashes, CommitOutcome, FoldBatch, FoldStore, FoldStoreError,
-    FoldedEvent, PartitionProgress, PartitionSnapshot,
+    PartitionProgress, PartitionSnapshot,
 };
 
 /// Connections a store instance keeps open at most.
@@ -309,7 +309,7 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
     .await?;
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials).await?;
-        let fresh: Vec<FoldedEvent> = batch.events.iter().collect();
+        let fresh: Vec<InteractionView> = batch.events.iter().map(|e| e.event).collect();
         project(tx, pipeline, &fresh).await?;
     }
     let late = batch.events.iter().filter(|e| e.late).count() as i64;
@@ -450,7 +450,7 @@ async fn write_partials(
 async fn project(
     tx: &Transaction<'_>,
     pipeline: &Pipeline,
-    events: &[FoldedEvent<'_>],
+    events: &[InteractionView<'_>],
 ) -> Result<(), Failure> {
     let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
     let name = &pipeline.name;

@@ -5,8 +5,8 @@
 
 use rustc_hash::FxHashMap as HashMap;
 
-use crate::contracts::EventType;
-use crate::worker::{FoldBatch, FoldedEvent};
+use crate::contracts::{EventType, InteractionView};
+use crate::worker::FoldBatch;
 
 /// A user's change: first and last event time, events, value, the session of the latest.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +33,7 @@ pub(crate) fn event_counts(batch: &FoldBatch) -> Vec<((&str, EventType), i64)> {
     let mut counts: HashMap<(&str, EventType), i64> = HashMap::default();
     for folded in batch.events.iter() {
         *counts
-            .entry((folded.user_id, folded.event_type))
+            .entry((folded.event.user_id, folded.event.event_type))
             .or_default() += 1;
     }
     sorted(counts)
@@ -47,7 +47,7 @@ fn sorted<K: Ord, V>(map: HashMap<K, V>) -> Vec<(K, V)> {
 }
 
 /// Per user in `events`.
-pub(crate) fn user_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, UserDelta<'a>)> {
+pub(crate) fn user_deltas<'a>(events: &[InteractionView<'a>]) -> Vec<(&'a str, UserDelta<'a>)> {
     let mut users: HashMap<&str, UserDelta> = HashMap::default();
     for e in events {
         let u = users.entry(e.user_id).or_insert(UserDelta {
@@ -69,7 +69,7 @@ pub(crate) fn user_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, UserD
 }
 
 /// Per item in `events`: views, clicks, add-to-carts, purchases.
-pub(crate) fn item_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, [i64; 4])> {
+pub(crate) fn item_deltas<'a>(events: &[InteractionView<'a>]) -> Vec<(&'a str, [i64; 4])> {
     let mut items: HashMap<&str, [i64; 4]> = HashMap::default();
     for e in events {
         let Some(item_id) = e.item_id else { continue };
@@ -86,18 +86,18 @@ pub(crate) fn item_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, [i64;
 }
 
 /// Per session in `events`.
-pub(crate) fn session_deltas<'a>(events: &[FoldedEvent<'a>]) -> Vec<(&'a str, SessionDelta<'a>)> {
+pub(crate) fn session_deltas<'a>(
+    events: &[InteractionView<'a>],
+) -> Vec<(&'a str, SessionDelta<'a>)> {
     let mut sessions: HashMap<&str, SessionDelta> = HashMap::default();
     for e in events {
-        let s = sessions
-            .entry(e.session_id)
-            .or_insert(SessionDelta {
-                user: e.user_id,
-                start_ms: e.occurred_at,
-                end_ms: e.occurred_at,
-                events: 0,
-                converted: false,
-            });
+        let s = sessions.entry(e.session_id).or_insert(SessionDelta {
+            user: e.user_id,
+            start_ms: e.occurred_at,
+            end_ms: e.occurred_at,
+            events: 0,
+            converted: false,
+        });
         s.start_ms = s.start_ms.min(e.occurred_at);
         s.end_ms = s.end_ms.max(e.occurred_at);
         s.events += 1;

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::contracts::EventType;
+use crate::contracts::{EventType, InteractionView};
 use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
 use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
 use crate::store::read::merge_partials;
@@ -17,7 +17,7 @@ use crate::store::{
 };
 use crate::worker::{
     decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
-    FoldStoreError, FoldedEvent, PartitionProgress, PartitionSnapshot,
+    FoldStoreError, PartitionProgress, PartitionSnapshot,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -513,7 +513,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     }
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials)?;
-        let fresh: Vec<FoldedEvent> = batch.events.iter().collect();
+        let fresh: Vec<InteractionView> = batch.events.iter().map(|e| e.event).collect();
         project(tx, pipeline, &fresh)?;
     }
     let read = batch.records() as i64;
@@ -663,7 +663,7 @@ fn partition_snapshot(
 fn project(
     tx: &Transaction<'_>,
     pipeline: &Pipeline,
-    events: &[FoldedEvent<'_>],
+    events: &[InteractionView<'_>],
 ) -> rusqlite::Result<()> {
     let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
     let name = &pipeline.name;

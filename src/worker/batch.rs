@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use crate::contracts::{EventType, InteractionView};
-use crate::pipeline::{PartialChange, Pipeline};
+use crate::contracts::{EventType, InteractionView, PropertiesView};
+use crate::pipeline::{FoldError, LiveAggregates, PartialChange, Pipeline};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,24 +17,14 @@ pub enum Outcome {
     DeadLettered,
 }
 
-/// What a batch keeps of a distinct decoded event: what the projections and the metrics
-/// read, its strings borrowed from the batch.
+/// A distinct decoded event of a batch and where it came from.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct FoldedEvent<'a> {
     /// Kafka offset.
     pub offset: i64,
-    /// What happened.
-    pub event_type: EventType,
-    /// Who did it.
-    pub user_id: &'a str,
-    /// The app session.
-    pub session_id: &'a str,
-    /// The item acted on, if any.
-    pub item_id: Option<&'a str>,
-    /// Event time (ms since the epoch).
-    pub occurred_at: i64,
-    /// Price or seconds played.
-    pub value: Option<f64>,
+    /// The event, resolved to the reader schema, its strings borrowed from the batch. A
+    /// batch keeps no properties ([`PropertiesView::NotKept`]): nothing folds them.
+    pub event: InteractionView<'a>,
     /// The record's Kafka timestamp (ms), if it has one.
     pub ingested_at: Option<i64>,
     /// Late for the pipeline's windows (decided by the worker against the partition's
@@ -50,18 +40,25 @@ pub struct BatchEvents {
     kept: Vec<KeptEvent>,
 }
 
+type Span = std::ops::Range<usize>;
+
 /// A [`FoldedEvent`] whose strings are ranges of [`BatchEvents::text`].
 #[derive(Debug, Clone)]
 struct KeptEvent {
     offset: i64,
     event_type: EventType,
-    user_id: std::ops::Range<usize>,
-    session_id: std::ops::Range<usize>,
-    item_id: Option<std::ops::Range<usize>>,
     occurred_at: i64,
     value: Option<f64>,
     ingested_at: Option<i64>,
     late: bool,
+    event_id: Span,
+    user_id: Span,
+    session_id: Span,
+    item_id: Option<Span>,
+    app: Span,
+    platform: Span,
+    os_version: Option<Span>,
+    app_version: Option<Span>,
 }
 
 impl BatchEvents {
@@ -73,7 +70,7 @@ impl BatchEvents {
         }
     }
 
-    /// Keeps what the store needs of `event`, read at `offset`.
+    /// Keeps `event`, read at `offset`, but its properties.
     pub fn push(
         &mut self,
         offset: i64,
@@ -86,20 +83,23 @@ impl BatchEvents {
             self.text.push_str(text);
             start..self.text.len()
         };
-        let user_id = keep(event.user_id);
-        let session_id = keep(event.session_id);
-        let item_id = event.item_id.map(keep);
-        self.kept.push(KeptEvent {
+        let kept = KeptEvent {
             offset,
             event_type: event.event_type,
-            user_id,
-            session_id,
-            item_id,
             occurred_at: event.occurred_at,
             value: event.value,
             ingested_at,
             late,
-        });
+            event_id: keep(event.event_id),
+            user_id: keep(event.user_id),
+            session_id: keep(event.session_id),
+            item_id: event.item_id.map(&mut keep),
+            app: keep(event.app),
+            platform: keep(event.platform),
+            os_version: event.os_version.map(&mut keep),
+            app_version: event.app_version.map(&mut keep),
+        };
+        self.kept.push(kept);
     }
 
     /// Events kept.
@@ -114,15 +114,23 @@ impl BatchEvents {
 
     /// The events, in offset order.
     pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
-        let text = |range: &std::ops::Range<usize>| self.text.get(range.clone()).unwrap_or("");
+        let text = |span: &Span| self.text.get(span.clone()).unwrap_or_default();
         self.kept.iter().map(move |e| FoldedEvent {
             offset: e.offset,
-            event_type: e.event_type,
-            user_id: text(&e.user_id),
-            session_id: text(&e.session_id),
-            item_id: e.item_id.as_ref().map(text),
-            occurred_at: e.occurred_at,
-            value: e.value,
+            event: InteractionView {
+                event_id: text(&e.event_id),
+                event_type: e.event_type,
+                user_id: text(&e.user_id),
+                session_id: text(&e.session_id),
+                item_id: e.item_id.as_ref().map(text),
+                occurred_at: e.occurred_at,
+                app: text(&e.app),
+                properties: PropertiesView::NotKept,
+                value: e.value,
+                platform: text(&e.platform),
+                os_version: e.os_version.as_ref().map(text),
+                app_version: e.app_version.as_ref().map(text),
+            },
             ingested_at: e.ingested_at,
             late: e.late,
         })
@@ -165,6 +173,18 @@ pub struct FoldBatch {
 }
 
 impl FoldBatch {
+    /// Folds the batch's on-time events into its partition's live partials, in offset
+    /// order, and keeps the partials they changed to store with the batch; then drops from
+    /// memory what no on-time event can change any more.
+    pub fn fold_into(&mut self, live: &mut LiveAggregates) -> Result<(), FoldError> {
+        for folded in self.events.iter().filter(|e| !e.late) {
+            live.add(&folded.event)?;
+        }
+        self.partials = live.take_changes();
+        live.evict(self.max_event_ms);
+        Ok(())
+    }
+
     /// Records the batch covers.
     pub fn records(&self) -> u64 {
         self.events.len() as u64 + self.duplicates + self.dead_lettered
@@ -304,10 +324,8 @@ impl BatchBuilder {
     /// it, and starts an empty one after it.
     pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
         // Room for a batch like this one: its buffers grow once, not event by event.
-        let room = BatchEvents::with_capacity(
-            self.batch.events.kept.len(),
-            self.batch.events.text.len(),
-        );
+        let room =
+            BatchEvents::with_capacity(self.batch.events.kept.len(), self.batch.events.text.len());
         let next = BatchBuilder::with_room(
             &self.batch.topic,
             self.batch.partition,

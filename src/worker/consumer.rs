@@ -25,7 +25,7 @@ use super::{
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::pipeline::{load_pipeline, LiveAggregates, Pipeline};
+use crate::pipeline::{load_pipeline, FoldError, LiveAggregates, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
 use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
@@ -65,14 +65,26 @@ struct Cursor {
     batch: BatchBuilder,
     sought: bool,
     dedup: DedupWindow,
+    /// The partition's live partials (`None` without a pipeline, and while a commit folds
+    /// the partition's last batch into them).
     live: Option<LiveAggregates>,
 }
 
-/// A batch commit running on the store while the next batch is read (at most one).
+/// A batch commit running while the next batch is read (at most one): it folds each
+/// batch's on-time events into its partition's live partials, then writes them with the
+/// batch to the store.
 type InFlight = JoinHandle<Committed>;
 
-/// The batches of a commit and their outcomes (`None`: shut down before the store took them).
-type Committed = (Arc<Vec<FoldBatch>>, Option<Vec<CommitOutcome>>);
+/// What a commit did.
+struct Committed {
+    /// The batches.
+    batches: Arc<Vec<FoldBatch>>,
+    /// Their outcomes; `None` when the store did not take them (shut down first, or a
+    /// batch could not be folded).
+    outcomes: Option<Vec<CommitOutcome>>,
+    /// Each batch's partition's live partials, given back.
+    lives: Vec<Option<LiveAggregates>>,
+}
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -381,17 +393,8 @@ impl Worker {
                 }
             }
         };
-        if late {
-            if !self.copy_late(message, shutdown).await {
-                return false;
-            }
-        } else if let Some(live) = &mut cursor.live {
-            if let Err(error) = live.add(&event) {
-                tracing::error!(partition, offset, %error, "Event cannot be folded.");
-                return self
-                    .dead_letter_into(cursor, message, "fold_error", error.to_string(), shutdown)
-                    .await;
-            }
+        if late && !self.copy_late(message, shutdown).await {
+            return false;
         }
         cursor.dedup.record(id);
         cursor
@@ -475,6 +478,8 @@ impl Worker {
 
     /// Starts committing every non-empty batch in one store transaction, once the commit
     /// before it is settled (so at most one runs, and batches of a partition commit in order).
+    /// The commit first folds each batch into its partition's live partials, on a blocking
+    /// thread, so folding overlaps the reading of the next batch.
     async fn flush(
         &self,
         cursors: &mut HashMap<i32, Cursor>,
@@ -483,6 +488,7 @@ impl Worker {
     ) {
         self.settle_in_flight(in_flight, cursors).await;
         let mut batches = Vec::new();
+        let mut lives = Vec::new();
         for cursor in cursors.values_mut() {
             if cursor.batch.is_empty() {
                 continue;
@@ -491,30 +497,45 @@ impl Worker {
                 cursor.batch.last_offset(),
                 cursor.batch.dedup_horizon_events(),
             );
-            let partials = match &mut cursor.live {
-                Some(live) => {
-                    let changes = live.take_changes();
-                    live.evict(cursor.batch.max_event_ms());
-                    changes
-                }
-                None => Vec::new(),
-            };
-            batches.push(cursor.batch.take(seen, partials));
+            batches.push(cursor.batch.take(seen, Vec::new()));
+            lives.push(cursor.live.take());
         }
         if batches.is_empty() {
             return;
         }
-        let batches = Arc::new(batches);
         let store = self.store.clone();
         let shutdown = shutdown.clone();
         *in_flight = Some(tokio::spawn(async move {
-            let started = Instant::now();
-            let outcomes = retry(&shutdown, || store.commit(batches.clone())).await;
-            if outcomes.is_some() {
-                metrics::histogram!(names::STORE_COMMIT_SECONDS)
-                    .record(started.elapsed().as_secs_f64());
+            let folded = tokio::task::spawn_blocking(move || {
+                let folded = fold_batches(&mut batches, &mut lives);
+                (batches, lives, folded)
+            })
+            .await;
+            let (batches, lives, folded) = match folded {
+                Ok(done) => done,
+                Err(error) => std::panic::resume_unwind(error.into_panic()),
+            };
+            let batches = Arc::new(batches);
+            let outcomes = match folded {
+                Ok(()) => {
+                    let started = Instant::now();
+                    let outcomes = retry(&shutdown, || store.commit(batches.clone())).await;
+                    if outcomes.is_some() {
+                        metrics::histogram!(names::STORE_COMMIT_SECONDS)
+                            .record(started.elapsed().as_secs_f64());
+                    }
+                    outcomes
+                }
+                Err(error) => {
+                    tracing::error!(%error, "A batch cannot be folded; its partitions are read again from the store.");
+                    None
+                }
+            };
+            Committed {
+                batches,
+                outcomes,
+                lives,
             }
-            (batches, outcomes)
         }));
         // Let the commit start now: a task spawned from this worker thread waits in its
         // not-stealable LIFO slot until the fold loop yields.
@@ -540,23 +561,27 @@ impl Worker {
         done: Result<Committed, tokio::task::JoinError>,
         cursors: &mut HashMap<i32, Cursor>,
     ) {
-        let (batches, outcomes) = match done {
-            Ok((batches, Some(outcomes))) => (batches, outcomes),
-            Ok((batches, None)) => {
-                // Shut down before the store took it: drop what followed, like a crash would.
-                for batch in batches.iter() {
-                    cursors.remove(&batch.partition);
-                }
-                return;
-            }
+        let Committed {
+            batches,
+            outcomes,
+            lives,
+        } = match done {
+            Ok(committed) => committed,
             Err(error) => {
                 tracing::error!(%error, "The store commit task failed; resuming every partition from the store.");
                 cursors.clear();
                 return;
             }
         };
+        let Some(outcomes) = outcomes else {
+            // Not stored: drop what followed, like a crash would, and read it again.
+            for batch in batches.iter() {
+                cursors.remove(&batch.partition);
+            }
+            return;
+        };
         let mut kafka_offsets = TopicPartitionList::new();
-        for (batch, outcome) in batches.iter().zip(outcomes) {
+        for ((batch, outcome), live) in batches.iter().zip(outcomes).zip(lives) {
             match outcome {
                 CommitOutcome::Applied {
                     folded,
@@ -564,6 +589,9 @@ impl Worker {
                     late,
                 } => {
                     record_applied(batch, folded, duplicates, late);
+                    if let Some(cursor) = cursors.get_mut(&batch.partition) {
+                        cursor.live = live;
+                    }
                     self.context
                         .remember(batch.partition, batch.last_offset + 1);
                     let _ = kafka_offsets.add_partition_offset(
@@ -593,6 +621,19 @@ impl Worker {
             }
         }
     }
+}
+
+/// Folds each batch into its partition's live partials ([`FoldBatch::fold_into`]).
+fn fold_batches(
+    batches: &mut [FoldBatch],
+    lives: &mut [Option<LiveAggregates>],
+) -> Result<(), FoldError> {
+    for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
+        if let Some(live) = live {
+            batch.fold_into(live)?;
+        }
+    }
+    Ok(())
 }
 
 /// Retries `op` until it succeeds or shutdown fires (then `None`).
@@ -632,7 +673,7 @@ fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: 
     let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
     let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
     for event in batch.events.iter() {
-        event_lag.record((now - event.occurred_at).max(0) as f64 / 1000.0);
+        event_lag.record((now - event.event.occurred_at).max(0) as f64 / 1000.0);
         if let Some(ingested) = event.ingested_at {
             ingest_lag.record((now - ingested).max(0) as f64 / 1000.0);
         }

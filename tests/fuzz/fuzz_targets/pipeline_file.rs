@@ -57,7 +57,7 @@ fuzz_target!(|bytes: &[u8]| {
         let Ok(late) = pipeline.lateness(max_event_ms, occurred_at) else {
             continue;
         };
-        if !late && live.add(&event(index, occurred_at)).is_err() {
+        if !late && live.add(&event(index, occurred_at).view()).is_err() {
             continue;
         }
         max_event_ms = max_event_ms.max(Some(occurred_at));
