@@ -112,7 +112,11 @@ impl KafkaConfig {
             // A fetch waits at most this long for data (librdkafka's default is 500 ms):
             // bounds how long a newly appended record can wait for the next fetch on
             // brokers that do not answer a waiting fetch as soon as data arrives.
-            .set("fetch.wait.max.ms", "100");
+            .set("fetch.wait.max.ms", "100")
+            // When a partition's local queue is full, librdkafka postpones its next fetch by
+            // this long (default 1 s): a consumer that keeps up only just would run dry and
+            // idle for up to a second each time its queue empties.
+            .set("fetch.queue.backoff.ms", "20");
         config
     }
 }
