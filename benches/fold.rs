@@ -13,10 +13,10 @@ use std::time::Instant;
 
 use eventfold::contracts::{read_view, InteractionVersion, InteractionView};
 use eventfold::ingest::{Workload, WorkloadConfig};
-use eventfold::pipeline::{load_pipeline, LiveAggregates, Pipeline};
+use eventfold::pipeline::{load_pipeline, LiveAggregates};
 use eventfold::store::SqliteStore;
 use eventfold::worker::{
-    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, WorkerConfig,
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldStore, WorkerConfig,
 };
 
 /// The binary's allocator, so allocation costs are the worker's.
@@ -71,37 +71,83 @@ fn main() {
         .collect();
     let decode = started.elapsed().as_secs_f64();
 
-    let started = Instant::now();
-    let mut batches = cut_batches(&pipeline, events);
-    let batch_secs = started.elapsed().as_secs_f64();
-
-    let started = Instant::now();
-    let mut lives: HashMap<i32, LiveAggregates> = HashMap::new();
-    for batch in batches.iter_mut().flatten() {
-        let live = lives
-            .entry(batch.partition)
-            .or_insert_with(|| LiveAggregates::new(pipeline.clone()));
-        batch.fold_into(live).expect("foldable");
-    }
-    let fold_secs = started.elapsed().as_secs_f64();
-
+    // The worker's cycle, commit by commit: the fold loop batches the records, the commit
+    // folds each batch into its partition's live partials, then writes it to the store;
+    // the batches' buffers serve the next ones.
+    let WorkerConfig {
+        dedup_horizon_events: horizon,
+        batch_max_events,
+        ..
+    } = WorkerConfig::default();
     let folder = tempfile::tempdir().expect("a temp folder");
     let store = SqliteStore::open(&folder.path().join("store.db")).expect("a new store");
     let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let started = Instant::now();
+    let mut cursors: HashMap<usize, Cursor> = HashMap::new();
+    let mut lives: HashMap<i32, LiveAggregates> = HashMap::new();
+    let mut offsets = [0i64; PARTITIONS];
+    let (mut batch_secs, mut fold_secs, mut commit) = (0.0, 0.0, 0.0);
     let mut folded = 0;
-    for commit in batches {
+    for records in events.chunks(batch_max_events) {
+        let started = Instant::now();
+        for (partition, event) in records {
+            let cursor = cursors.entry(*partition).or_insert_with(|| Cursor {
+                batch: BatchBuilder::new(
+                    "bench",
+                    *partition as i32,
+                    None,
+                    horizon,
+                    None,
+                    Some(pipeline.clone()),
+                ),
+                dedup: DedupWindow::default(),
+            });
+            let offset = offsets[*partition];
+            offsets[*partition] += 1;
+            let id = event_id_hash(event.event_id);
+            if cursor.dedup.contains(id) {
+                cursor.batch.push_duplicate(offset);
+                continue;
+            }
+            let late = pipeline
+                .lateness(cursor.batch.max_event_ms(), event.occurred_at)
+                .expect("in range");
+            cursor.dedup.record(id);
+            cursor.batch.push_event(offset, event, None, late);
+        }
+        let mut batches = Vec::new();
+        for cursor in cursors.values_mut().filter(|c| !c.batch.is_empty()) {
+            let seen = cursor.dedup.take_batch(cursor.batch.last_offset(), horizon);
+            batches.push(cursor.batch.take(seen, Vec::new()));
+        }
+        batch_secs += started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        for batch in &mut batches {
+            let live = lives
+                .entry(batch.partition)
+                .or_insert_with(|| LiveAggregates::new(pipeline.clone()));
+            batch.fold_into(live).expect("foldable");
+        }
+        fold_secs += started.elapsed().as_secs_f64();
+
+        let started = Instant::now();
+        let batches = Arc::new(batches);
         let outcomes = runtime
-            .block_on(store.commit(Arc::new(commit)))
+            .block_on(store.commit(batches.clone()))
             .expect("the commit");
+        commit += started.elapsed().as_secs_f64();
         for outcome in outcomes {
             match outcome {
                 CommitOutcome::Applied { folded: n, .. } => folded += n,
                 CommitOutcome::Fenced { stored } => panic!("fenced at {stored:?}"),
             }
         }
+        for batch in Arc::try_unwrap(batches).expect("the store let go of the batches") {
+            if let Some(cursor) = cursors.get_mut(&(batch.partition as usize)) {
+                cursor.batch.recycle(batch.events);
+            }
+        }
     }
-    let commit = started.elapsed().as_secs_f64();
     assert_eq!(folded, count as u64, "every event folded once");
 
     let per = |secs: f64| secs * 1e9 / count as f64;
@@ -126,66 +172,4 @@ fn main() {
         "  SQLite commit:                      {:>7.0} ns/event",
         per(commit)
     );
-}
-
-/// Batches the events as the worker's fold loop does (duplicates, lateness) and returns its
-/// commits (every partition's batch each time the worker's default batch size is pending).
-fn cut_batches(
-    pipeline: &Arc<Pipeline>,
-    events: Vec<(usize, InteractionView)>,
-) -> Vec<Vec<FoldBatch>> {
-    let WorkerConfig {
-        dedup_horizon_events: horizon,
-        batch_max_events,
-        ..
-    } = WorkerConfig::default();
-    let mut cursors: HashMap<usize, Cursor> = HashMap::new();
-    let mut offsets = [0i64; PARTITIONS];
-    let mut commits = Vec::new();
-    let mut pending = 0;
-    for (partition, event) in events {
-        let cursor = cursors.entry(partition).or_insert_with(|| Cursor {
-            batch: BatchBuilder::new(
-                "bench",
-                partition as i32,
-                None,
-                horizon,
-                None,
-                Some(pipeline.clone()),
-            ),
-            dedup: DedupWindow::default(),
-        });
-        let offset = offsets[partition];
-        offsets[partition] += 1;
-        let id = event_id_hash(event.event_id);
-        if cursor.dedup.contains(id) {
-            cursor.batch.push_duplicate(offset);
-        } else {
-            let late = pipeline
-                .lateness(cursor.batch.max_event_ms(), event.occurred_at)
-                .expect("in range");
-            cursor.dedup.record(id);
-            cursor.batch.push_event(offset, &event, None, late);
-        }
-        pending += 1;
-        if pending >= batch_max_events {
-            commits.push(take_batches(&mut cursors, horizon));
-            pending = 0;
-        }
-    }
-    commits.push(take_batches(&mut cursors, horizon));
-    commits
-}
-
-/// Every non-empty batch with its duplicate ids and partial changes, as the worker's flush.
-fn take_batches(cursors: &mut HashMap<usize, Cursor>, horizon: i64) -> Vec<FoldBatch> {
-    let mut batches = Vec::new();
-    for cursor in cursors.values_mut() {
-        if cursor.batch.is_empty() {
-            continue;
-        }
-        let seen = cursor.dedup.take_batch(cursor.batch.last_offset(), horizon);
-        batches.push(cursor.batch.take(seen, Vec::new()));
-    }
-    batches
 }

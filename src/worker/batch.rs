@@ -40,26 +40,28 @@ pub struct BatchEvents {
     kept: Vec<KeptEvent>,
 }
 
-type Span = std::ops::Range<usize>;
-
-/// A [`FoldedEvent`] whose strings are ranges of [`BatchEvents::text`].
+/// A [`FoldedEvent`] whose strings lie one after the other in [`BatchEvents::text`] from
+/// `start`: string `i` ends `ends[i]` bytes after `start` (an absent optional one is empty
+/// and its bit in `present` clear).
 #[derive(Debug, Clone)]
 struct KeptEvent {
     offset: i64,
-    event_type: EventType,
     occurred_at: i64,
     value: Option<f64>,
     ingested_at: Option<i64>,
+    start: usize,
+    ends: [u32; STRINGS],
+    present: u8,
+    event_type: EventType,
     late: bool,
-    event_id: Span,
-    user_id: Span,
-    session_id: Span,
-    item_id: Option<Span>,
-    app: Span,
-    platform: Span,
-    os_version: Option<Span>,
-    app_version: Option<Span>,
 }
+
+/// The strings a batch keeps, in their order in the text: event_id, user_id, session_id,
+/// item_id, app, platform, os_version, app_version.
+const STRINGS: usize = 8;
+const ITEM_ID: usize = 3;
+const OS_VERSION: usize = 6;
+const APP_VERSION: usize = 7;
 
 impl BatchEvents {
     /// Empty, with room for `events` events of `text` bytes of strings.
@@ -78,28 +80,44 @@ impl BatchEvents {
         ingested_at: Option<i64>,
         late: bool,
     ) {
-        let mut keep = |text: &str| {
-            let start = self.text.len();
-            self.text.push_str(text);
-            start..self.text.len()
-        };
-        let kept = KeptEvent {
+        let strings = [
+            Some(event.event_id),
+            Some(event.user_id),
+            Some(event.session_id),
+            event.item_id,
+            Some(event.app),
+            Some(event.platform),
+            event.os_version,
+            event.app_version,
+        ];
+        let start = self.text.len();
+        let mut ends = [0u32; STRINGS];
+        let mut present = 0u8;
+        for (i, text) in strings.into_iter().enumerate() {
+            if let Some(text) = text {
+                self.text.push_str(text);
+                present |= 1 << i;
+            }
+            // An event's strings fit a Kafka record, far below 4 GiB.
+            ends[i] = u32::try_from(self.text.len() - start).unwrap_or(u32::MAX);
+        }
+        self.kept.push(KeptEvent {
             offset,
-            event_type: event.event_type,
             occurred_at: event.occurred_at,
             value: event.value,
             ingested_at,
+            start,
+            ends,
+            present,
+            event_type: event.event_type,
             late,
-            event_id: keep(event.event_id),
-            user_id: keep(event.user_id),
-            session_id: keep(event.session_id),
-            item_id: event.item_id.map(&mut keep),
-            app: keep(event.app),
-            platform: keep(event.platform),
-            os_version: event.os_version.map(&mut keep),
-            app_version: event.app_version.map(&mut keep),
-        };
-        self.kept.push(kept);
+        });
+    }
+
+    /// Empties the buffers, keeping their room, for the next batch.
+    pub fn clear(&mut self) {
+        self.text.clear();
+        self.kept.clear();
     }
 
     /// Events kept.
@@ -114,25 +132,33 @@ impl BatchEvents {
 
     /// The events, in offset order.
     pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
-        let text = |span: &Span| self.text.get(span.clone()).unwrap_or_default();
-        self.kept.iter().map(move |e| FoldedEvent {
-            offset: e.offset,
-            event: InteractionView {
-                event_id: text(&e.event_id),
-                event_type: e.event_type,
-                user_id: text(&e.user_id),
-                session_id: text(&e.session_id),
-                item_id: e.item_id.as_ref().map(text),
-                occurred_at: e.occurred_at,
-                app: text(&e.app),
-                properties: PropertiesView::NotKept,
-                value: e.value,
-                platform: text(&e.platform),
-                os_version: e.os_version.as_ref().map(text),
-                app_version: e.app_version.as_ref().map(text),
-            },
-            ingested_at: e.ingested_at,
-            late: e.late,
+        self.kept.iter().map(move |e| {
+            let text = |i: usize| {
+                let from = if i == 0 { 0 } else { e.ends[i - 1] as usize };
+                self.text
+                    .get(e.start + from..e.start + e.ends[i] as usize)
+                    .unwrap_or_default()
+            };
+            let optional = |i: usize| (e.present & (1 << i) != 0).then(|| text(i));
+            FoldedEvent {
+                offset: e.offset,
+                event: InteractionView {
+                    event_id: text(0),
+                    event_type: e.event_type,
+                    user_id: text(1),
+                    session_id: text(2),
+                    item_id: optional(ITEM_ID),
+                    occurred_at: e.occurred_at,
+                    app: text(4),
+                    properties: PropertiesView::NotKept,
+                    value: e.value,
+                    platform: text(5),
+                    os_version: optional(OS_VERSION),
+                    app_version: optional(APP_VERSION),
+                },
+                ingested_at: e.ingested_at,
+                late: e.late,
+            }
         })
     }
 }
@@ -195,6 +221,8 @@ impl FoldBatch {
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     batch: FoldBatch,
+    /// A committed batch's event buffers, emptied, for the next batch.
+    spare: Option<BatchEvents>,
 }
 
 impl BatchBuilder {
@@ -228,6 +256,7 @@ impl BatchBuilder {
         events: BatchEvents,
     ) -> Self {
         BatchBuilder {
+            spare: None,
             batch: FoldBatch {
                 topic: topic.to_owned(),
                 partition,
@@ -320,12 +349,20 @@ impl BatchBuilder {
         self.batch.dedup_horizon_events
     }
 
+    /// Takes back a committed batch's event buffers, emptied, for a later batch.
+    pub fn recycle(&mut self, mut events: BatchEvents) {
+        events.clear();
+        self.spare = Some(events);
+    }
+
     /// Takes the records held as a batch, with the ids and partial changes to store with
     /// it, and starts an empty one after it.
     pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
-        // Room for a batch like this one: its buffers grow once, not event by event.
-        let room =
-            BatchEvents::with_capacity(self.batch.events.kept.len(), self.batch.events.text.len());
+        // A committed batch's buffers, else room for a batch like this one: buffers grow
+        // once, not event by event.
+        let room = self.spare.take().unwrap_or_else(|| {
+            BatchEvents::with_capacity(self.batch.events.kept.len(), self.batch.events.text.len())
+        });
         let next = BatchBuilder::with_room(
             &self.batch.topic,
             self.batch.partition,
@@ -387,5 +424,74 @@ mod tests {
         let mut plain = BatchBuilder::new("t", 0, None, 10, None, None);
         plain.push_event(0, &event(0, 4_102_444_800_000).view(), Some(70_000), false);
         assert_eq!(plain.max_event_ms(), Some(4_102_444_800_000));
+    }
+
+    #[test]
+    fn a_batch_gives_back_every_field_it_keeps_and_reuses_its_buffers() {
+        let full = Interaction {
+            event_id: "e-1".into(),
+            event_type: EventType::Purchase,
+            user_id: "ü-7".into(),
+            session_id: "s-7".into(),
+            item_id: Some("item-3".into()),
+            occurred_at: -5,
+            app: "shop".into(),
+            properties: [("k".to_owned(), "v".to_owned())].into(),
+            value: Some(9.5),
+            device: crate::contracts::Device {
+                platform: "ios".into(),
+                os_version: Some("17.1".into()),
+                app_version: None,
+            },
+        };
+        let sparse = Interaction {
+            item_id: None,
+            value: None,
+            device: Default::default(),
+            ..event(8, 1_000)
+        };
+        let mut batch = BatchBuilder::new("t", 0, None, 10, None, None);
+        batch.push_event(7, &full.view(), Some(42), false);
+        batch.push_duplicate(8);
+        batch.push_event(9, &sparse.view(), None, true);
+        let taken = batch.take(Vec::new(), Vec::new());
+        let kept: Vec<FoldedEvent> = taken.events.iter().collect();
+        fn expected(
+            offset: i64,
+            e: &Interaction,
+            ingested_at: Option<i64>,
+            late: bool,
+        ) -> FoldedEvent<'_> {
+            FoldedEvent {
+                offset,
+                event: InteractionView {
+                    properties: PropertiesView::NotKept,
+                    ..e.view()
+                },
+                ingested_at,
+                late,
+            }
+        }
+        assert_eq!(
+            kept,
+            vec![
+                expected(7, &full, Some(42), false),
+                expected(9, &sparse, None, true)
+            ]
+        );
+        assert_eq!((taken.records(), taken.events.len()), (3, 2));
+
+        // The batch being built has its own room; the one after it gets the buffers back.
+        let room = taken.events.text.capacity();
+        batch.recycle(taken.events);
+        batch.push_event(10, &sparse.view(), None, false);
+        batch.take(Vec::new(), Vec::new());
+        batch.push_event(11, &sparse.view(), None, false);
+        let after = batch.take(Vec::new(), Vec::new());
+        assert_eq!(after.events.text.capacity(), room, "the buffers were reused");
+        assert_eq!(
+            after.events.iter().collect::<Vec<_>>(),
+            vec![expected(11, &sparse, None, false)]
+        );
     }
 }

@@ -615,6 +615,14 @@ impl Worker {
                 }
             }
         }
+        // The batches' event buffers serve their partitions' next batches.
+        if let Ok(batches) = Arc::try_unwrap(batches) {
+            for batch in batches {
+                if let Some(cursor) = cursors.get_mut(&batch.partition) {
+                    cursor.batch.recycle(batch.events);
+                }
+            }
+        }
         if kafka_offsets.count() > 0 {
             if let Err(error) = self.consumer.commit(&kafka_offsets, CommitMode::Async) {
                 tracing::debug!(%error, "Kafka offset commit failed (monitoring only).");
