@@ -631,17 +631,41 @@ impl Worker {
     }
 }
 
-/// Folds each batch into its partition's live partials ([`FoldBatch::fold_into`]).
+/// Folds each batch into its partition's live partials ([`FoldBatch::fold_into`]),
+/// partitions side by side on as many threads as the machine has cores (partitions share
+/// nothing).
 fn fold_batches(
     batches: &mut [FoldBatch],
     lives: &mut [Option<LiveAggregates>],
 ) -> Result<(), FoldError> {
-    for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
-        if let Some(live) = live {
-            batch.fold_into(live)?;
+    let fold = |batches: &mut [FoldBatch], lives: &mut [Option<LiveAggregates>]| {
+        for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
+            if let Some(live) = live {
+                batch.fold_into(live)?;
+            }
         }
+        Ok(())
+    };
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let per_thread = batches.len().div_ceil(threads.max(1)).max(1);
+    if per_thread >= batches.len() {
+        return fold(batches, lives);
     }
-    Ok(())
+    std::thread::scope(|scope| {
+        let running: Vec<_> = batches
+            .chunks_mut(per_thread)
+            .zip(lives.chunks_mut(per_thread))
+            .map(|(batches, lives)| scope.spawn(move || fold(batches, lives)))
+            .collect();
+        running
+            .into_iter()
+            .map(|thread| {
+                thread
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+            })
+            .collect()
+    })
 }
 
 /// Retries `op` until it succeeds or shutdown fires (then `None`).
