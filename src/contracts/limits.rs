@@ -176,4 +176,41 @@ mod tests {
             "field 'properties' is 513 bytes long; at most 512 allowed"
         );
     }
+
+    /// An Avro map may repeat a key; as in a map built from it, the last value counts.
+    #[test]
+    fn a_repeated_property_key_is_checked_by_its_last_value_as_read_and_as_owned() {
+        use crate::contracts::{read_view, InteractionVersion};
+        let long = "x".repeat(MAX_PROPERTY_BYTES + 1);
+        let with = |first: &str, second: &str| {
+            let mut event = event();
+            event.properties = [
+                ("k".to_owned(), first.to_owned()),
+                ("q".to_owned(), second.to_owned()),
+            ]
+            .into();
+            let mut datum = Vec::new();
+            event.write_avro(&mut datum);
+            // Rename the key `q` to `k` (same length): the map now repeats `k`.
+            let at = datum
+                .windows(2)
+                .position(|w| w == [2, b'q'])
+                .expect("the key q");
+            datum[at + 1] = b'k';
+            datum
+        };
+        let too_long = Err(SizeError::TooLong {
+            field: "properties.k".into(),
+            len: MAX_PROPERTY_BYTES + 1,
+            max: MAX_PROPERTY_BYTES,
+        });
+        for (datum, expected) in [(with(&long, "v"), Ok(())), (with("v", &long), too_long)] {
+            let view = read_view(InteractionVersion::V2, InteractionVersion::V2, &datum).unwrap();
+            assert_eq!(view.properties.entries().count(), 2);
+            assert_eq!(view.check_sizes(), expected);
+            let owned = view.to_interaction();
+            assert_eq!(owned.properties.len(), 1);
+            assert_eq!(owned.check_sizes(), expected);
+        }
+    }
 }

@@ -235,26 +235,6 @@ impl BatchBuilder {
         max_event_ms: Option<i64>,
         pipeline: Option<Arc<Pipeline>>,
     ) -> Self {
-        Self::with_room(
-            topic,
-            partition,
-            previous_offset,
-            dedup_horizon_events,
-            max_event_ms,
-            pipeline,
-            BatchEvents::default(),
-        )
-    }
-
-    fn with_room(
-        topic: &str,
-        partition: i32,
-        previous_offset: Option<i64>,
-        dedup_horizon_events: i64,
-        max_event_ms: Option<i64>,
-        pipeline: Option<Arc<Pipeline>>,
-        events: BatchEvents,
-    ) -> Self {
         BatchBuilder {
             spare: None,
             batch: FoldBatch {
@@ -262,7 +242,7 @@ impl BatchBuilder {
                 partition,
                 previous_offset,
                 last_offset: previous_offset.unwrap_or(-1),
-                events,
+                events: BatchEvents::default(),
                 duplicates: 0,
                 dead_lettered: 0,
                 seen: Vec::new(),
@@ -363,15 +343,15 @@ impl BatchBuilder {
         let room = self.spare.take().unwrap_or_else(|| {
             BatchEvents::with_capacity(self.batch.events.kept.len(), self.batch.events.text.len())
         });
-        let next = BatchBuilder::with_room(
+        let mut next = BatchBuilder::new(
             &self.batch.topic,
             self.batch.partition,
             Some(self.batch.last_offset),
             self.batch.dedup_horizon_events,
             self.batch.max_event_ms,
             self.batch.pipeline.clone(),
-            room,
         );
+        next.batch.events = room;
         let mut batch = std::mem::replace(self, next).batch;
         batch.seen = seen;
         batch.partials = partials;
@@ -488,7 +468,11 @@ mod tests {
         batch.take(Vec::new(), Vec::new());
         batch.push_event(11, &sparse.view(), None, false);
         let after = batch.take(Vec::new(), Vec::new());
-        assert_eq!(after.events.text.capacity(), room, "the buffers were reused");
+        assert_eq!(
+            after.events.text.capacity(),
+            room,
+            "the buffers were reused"
+        );
         assert_eq!(
             after.events.iter().collect::<Vec<_>>(),
             vec![expected(11, &sparse, None, false)]
