@@ -657,14 +657,11 @@ fn fold_batches(
             .zip(lives.chunks_mut(per_thread))
             .map(|(batches, lives)| scope.spawn(move || fold(batches, lives)))
             .collect();
-        running
-            .into_iter()
-            .map(|thread| {
-                thread
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
+        running.into_iter().try_for_each(|thread| {
+            thread
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     })
 }
 
