@@ -72,14 +72,6 @@ impl<'a> PropertiesView<'a> {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )
     }
-
-    /// Whether every key is distinct (so [`PropertiesView::entries`] is the map).
-    pub fn keys_are_distinct(&self) -> bool {
-        match self {
-            PropertiesView::Read { written, .. } if *written > 1 => self.to_map().len() == *written,
-            _ => true,
-        }
-    }
 }
 
 /// The entries of an Avro map of strings that was read and checked before (so a malformed

@@ -136,7 +136,10 @@ impl InteractionDecoder {
     /// writer and the reader are both shipped contract versions the datum is read directly
     /// ([`read_view`]), else resolved through apache-avro values.
     pub async fn decode(&self, payload: Option<&[u8]>) -> Result<Interaction, DecodeError> {
-        Ok(self.decode_view(payload).await?.view().to_interaction())
+        Ok(match self.decode_view(payload).await? {
+            DecodedInteraction::Read(view) => view.to_interaction(),
+            DecodedInteraction::Resolved(event) => event,
+        })
     }
 
     /// [`InteractionDecoder::decode`], borrowing the payload where it can.

@@ -696,9 +696,7 @@ fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: 
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "dead_lettered")
         .increment(batch.dead_lettered);
     metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "late").increment(late);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64);
+    let now = crate::clock::now_ms();
     let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
     let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
     for event in batch.events.iter() {
