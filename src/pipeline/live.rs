@@ -60,19 +60,33 @@ impl LiveState {
 /// The live windowed and session partials of one partition of one pipeline.
 pub struct LiveAggregates {
     pipeline: Arc<Pipeline>,
-    /// Tumbling and hopping partials: (aggregate, window) → group → state.
-    windowed: HashMap<(usize, Window), HashMap<String, LiveState>>,
-    /// Per session aggregate: its sessions, and each session's state.
-    sessions: HashMap<usize, SessionTracker<String>>,
-    session_states: HashMap<(usize, String, Window), LiveState>,
+    /// Per aggregate of the pipeline (same order), its live partials.
+    aggregates: Vec<LiveAggregate>,
+}
+
+/// One aggregate's live partials in one partition: they change with no other aggregate's,
+/// so the aggregates of a batch can fold on different threads ([`LiveAggregates::parts_mut`]).
+struct LiveAggregate {
+    /// Its fields resolved once.
+    inputs: Inputs,
+    /// Tumbling and hopping partials: window → group → state.
+    windowed: HashMap<Window, HashMap<String, LiveState>>,
+    /// A session aggregate's sessions (`None` for tumbling and hopping ones).
+    sessions: Option<SessionTracker<String>>,
+    /// Each session's state.
+    session_states: HashMap<(String, Window), LiveState>,
     /// Sessions merged into others since the last [`LiveAggregates::take_changes`].
-    removed: Vec<(usize, Window, String)>,
-    /// Per aggregate, its fields resolved once.
-    inputs: Vec<Inputs>,
+    removed: Vec<(Window, String)>,
     /// Reused to build group keys.
     group: String,
     /// Reused to assign windows.
     windows: Vec<Window>,
+}
+
+/// One aggregate of a partition, ready to fold events apart from the others.
+pub struct LivePart<'a> {
+    spec: &'a AggregateSpec,
+    live: &'a mut LiveAggregate,
 }
 
 impl Pipeline {
@@ -101,28 +115,10 @@ impl Pipeline {
 impl LiveAggregates {
     /// No live partial yet.
     pub fn new(pipeline: Arc<Pipeline>) -> Self {
-        let sessions = pipeline
-            .aggregates
-            .iter()
-            .enumerate()
-            .filter_map(|(index, a)| match a.window {
-                // Session gaps were checked when the pipeline was loaded.
-                WindowSpec::Session { gap_ms } => {
-                    SessionTracker::new(gap_ms).ok().map(|t| (index, t))
-                }
-                _ => None,
-            })
-            .collect::<HashMap<_, _>>();
-        let inputs = pipeline.aggregates.iter().map(Inputs::new).collect();
+        let aggregates = pipeline.aggregates.iter().map(LiveAggregate::new).collect();
         LiveAggregates {
             pipeline,
-            inputs,
-            windowed: HashMap::default(),
-            sessions,
-            session_states: HashMap::default(),
-            removed: Vec::new(),
-            group: String::new(),
-            windows: Vec::new(),
+            aggregates,
         }
     }
 
@@ -138,148 +134,44 @@ impl LiveAggregates {
             else {
                 continue;
             };
-            match self.sessions.get_mut(&index) {
-                Some(tracker) => {
-                    tracker.restore(partial.group.clone(), partial.window);
-                    self.session_states.insert(
-                        (index, partial.group, partial.window),
-                        LiveState::stored(partial.state),
-                    );
-                }
-                None => {
-                    self.windowed
-                        .entry((index, partial.window))
-                        .or_default()
-                        .insert(partial.group, LiveState::stored(partial.state));
-                }
-            }
+            self.aggregates[index].restore(partial);
         }
     }
 
     /// Folds one on-time, distinct event into every aggregate.
     pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
-        let LiveAggregates {
-            pipeline,
-            inputs,
-            windowed,
-            sessions,
-            session_states,
-            removed,
-            group,
-            windows,
-        } = self;
-        for (index, (aggregate, inputs)) in pipeline.aggregates.iter().zip(inputs).enumerate() {
-            let Some(value) = inputs.contribution(event, group) else {
-                continue;
-            };
-            let failed = |source| FoldError::Aggregate {
-                aggregate: aggregate.name.clone(),
-                source,
-            };
-            match sessions.get_mut(&index) {
-                Some(tracker) => {
-                    let change = tracker
-                        .insert_borrowed(group.as_str(), event.occurred_at)
-                        .map_err(|source| FoldError::Window {
-                            aggregate: aggregate.name.clone(),
-                            source,
-                        })?;
-                    let window = change.window();
-                    let mut merged: Option<AggregateState> = None;
-                    let mut stored = false;
-                    for old in change.replaced() {
-                        let key = (index, group.clone(), *old);
-                        // A session known to the tracker but not held is taken as stored.
-                        let (held, old_stored) = match session_states.remove(&key) {
-                            Some(previous) => (Some(previous.state), previous.stored),
-                            None => (None, true),
-                        };
-                        if let Some(state) = held {
-                            match &mut merged {
-                                Some(into) => into.merge(&state).map_err(failed)?,
-                                None => merged = Some(state),
-                            }
-                        }
-                        if *old == window {
-                            stored |= old_stored;
-                        } else if old_stored {
-                            removed.push((index, *old, key.1));
-                        }
-                    }
-                    let mut state = match merged {
-                        Some(state) => state,
-                        None => AggregateState::new(aggregate.kind, &aggregate.params)
-                            .map_err(failed)?,
-                    };
-                    state.add(value).map_err(failed)?;
-                    session_states.insert(
-                        (index, group.clone(), window),
-                        LiveState {
-                            state,
-                            changed: true,
-                            stored,
-                        },
-                    );
-                }
-                None => {
-                    assign_into(&aggregate.window, event.occurred_at, windows).map_err(
-                        |source| FoldError::Window {
-                            aggregate: aggregate.name.clone(),
-                            source,
-                        },
-                    )?;
-                    for window in windows.iter() {
-                        let groups = windowed.entry((index, *window)).or_default();
-                        let live = match groups.get_mut(group.as_str()) {
-                            Some(live) => live,
-                            None => groups.entry(group.clone()).or_insert(LiveState::fresh(
-                                AggregateState::new(aggregate.kind, &aggregate.params)
-                                    .map_err(failed)?,
-                            )),
-                        };
-                        live.state.add(value).map_err(failed)?;
-                        live.changed = true;
-                    }
-                }
-            }
-        }
-        Ok(())
+        self.parts_mut().try_for_each(|mut part| part.add(event))
+    }
+
+    /// Each aggregate's live partials, to fold apart: folding an event into every part, in
+    /// any order, is [`LiveAggregates::add`].
+    pub fn parts_mut(&mut self) -> impl Iterator<Item = LivePart<'_>> + '_ {
+        self.pipeline
+            .aggregates
+            .iter()
+            .zip(self.aggregates.iter_mut())
+            .map(|(spec, live)| LivePart { spec, live })
     }
 
     /// Every partial changed since the last call, as the store must write it.
     pub fn take_changes(&mut self) -> Vec<PartialChange> {
-        let names = |index: usize| self.pipeline.aggregates[index].name.clone();
+        let specs = &self.pipeline.aggregates;
         // Deletes first: a session may be replaced by one with the same bounds.
-        let mut changes: Vec<PartialChange> = self
-            .removed
-            .drain(..)
-            .map(|(index, window, group)| PartialChange::Delete {
-                aggregate: names(index),
-                window,
-                group,
+        let mut changes: Vec<PartialChange> = specs
+            .iter()
+            .zip(&mut self.aggregates)
+            .flat_map(|(spec, live)| {
+                live.removed
+                    .drain(..)
+                    .map(|(window, group)| PartialChange::Delete {
+                        aggregate: spec.name.clone(),
+                        window,
+                        group,
+                    })
             })
             .collect();
-        let upsert = |index: usize, window: Window, group: &str, live: &mut LiveState| {
-            live.changed = false;
-            live.stored = true;
-            PartialChange::Upsert(Box::new(Partial {
-                aggregate: names(index),
-                window,
-                group: group.to_owned(),
-                state: live.state.clone(),
-            }))
-        };
-        for (&(index, window), groups) in &mut self.windowed {
-            for (group, live) in groups.iter_mut().filter(|(_, live)| live.changed) {
-                changes.push(upsert(index, window, group, live));
-            }
-        }
-        for ((index, group, window), live) in self
-            .session_states
-            .iter_mut()
-            .filter(|(_, live)| live.changed)
-        {
-            changes.push(upsert(*index, *window, group, live));
+        for (spec, live) in specs.iter().zip(&mut self.aggregates) {
+            live.take_upserts(&spec.name, &mut changes);
         }
         changes
     }
@@ -290,22 +182,187 @@ impl LiveAggregates {
         let Some(bound) = self.pipeline.earliest_on_time(max_event_ms) else {
             return;
         };
-        self.windowed.retain(|(_, window), _| window.end_ms > bound);
-        for tracker in self.sessions.values_mut() {
-            tracker.close_final(Some(bound), 0);
+        for live in &mut self.aggregates {
+            live.evict(bound);
         }
-        self.session_states
-            .retain(|(_, _, window), _| window.end_ms > bound);
     }
 
     /// Partials held in memory.
     pub fn len(&self) -> usize {
-        self.windowed.values().map(HashMap::len).sum::<usize>() + self.session_states.len()
+        self.aggregates.iter().map(LiveAggregate::len).sum()
     }
 
     /// Holds no partial.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl LivePart<'_> {
+    /// Folds one on-time, distinct event into this aggregate.
+    pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
+        let LivePart { spec, live } = self;
+        let aggregate = *spec;
+        let LiveAggregate {
+            inputs,
+            windowed,
+            sessions,
+            session_states,
+            removed,
+            group,
+            windows,
+        } = &mut **live;
+        let Some(value) = inputs.contribution(event, group) else {
+            return Ok(());
+        };
+        let failed = |source| FoldError::Aggregate {
+            aggregate: aggregate.name.clone(),
+            source,
+        };
+        match sessions {
+            Some(tracker) => {
+                let change = tracker
+                    .insert_borrowed(group.as_str(), event.occurred_at)
+                    .map_err(|source| FoldError::Window {
+                        aggregate: aggregate.name.clone(),
+                        source,
+                    })?;
+                let window = change.window();
+                let mut merged: Option<AggregateState> = None;
+                let mut stored = false;
+                for old in change.replaced() {
+                    let key = (group.clone(), *old);
+                    // A session known to the tracker but not held is taken as stored.
+                    let (held, old_stored) = match session_states.remove(&key) {
+                        Some(previous) => (Some(previous.state), previous.stored),
+                        None => (None, true),
+                    };
+                    if let Some(state) = held {
+                        match &mut merged {
+                            Some(into) => into.merge(&state).map_err(failed)?,
+                            None => merged = Some(state),
+                        }
+                    }
+                    if *old == window {
+                        stored |= old_stored;
+                    } else if old_stored {
+                        removed.push((*old, key.0));
+                    }
+                }
+                let mut state = match merged {
+                    Some(state) => state,
+                    None => {
+                        AggregateState::new(aggregate.kind, &aggregate.params).map_err(failed)?
+                    }
+                };
+                state.add(value).map_err(failed)?;
+                session_states.insert(
+                    (group.clone(), window),
+                    LiveState {
+                        state,
+                        changed: true,
+                        stored,
+                    },
+                );
+            }
+            None => {
+                assign_into(&aggregate.window, event.occurred_at, windows).map_err(|source| {
+                    FoldError::Window {
+                        aggregate: aggregate.name.clone(),
+                        source,
+                    }
+                })?;
+                for window in windows.iter() {
+                    let groups = windowed.entry(*window).or_default();
+                    let live = match groups.get_mut(group.as_str()) {
+                        Some(live) => live,
+                        None => groups.entry(group.clone()).or_insert(LiveState::fresh(
+                            AggregateState::new(aggregate.kind, &aggregate.params)
+                                .map_err(failed)?,
+                        )),
+                    };
+                    live.state.add(value).map_err(failed)?;
+                    live.changed = true;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LiveAggregate {
+    fn new(spec: &AggregateSpec) -> Self {
+        let sessions = match spec.window {
+            // Session gaps were checked when the pipeline was loaded.
+            WindowSpec::Session { gap_ms } => SessionTracker::new(gap_ms).ok(),
+            _ => None,
+        };
+        LiveAggregate {
+            inputs: Inputs::new(spec),
+            windowed: HashMap::default(),
+            sessions,
+            session_states: HashMap::default(),
+            removed: Vec::new(),
+            group: String::new(),
+            windows: Vec::new(),
+        }
+    }
+
+    fn restore(&mut self, partial: Partial) {
+        match &mut self.sessions {
+            Some(tracker) => {
+                tracker.restore(partial.group.clone(), partial.window);
+                self.session_states.insert(
+                    (partial.group, partial.window),
+                    LiveState::stored(partial.state),
+                );
+            }
+            None => {
+                self.windowed
+                    .entry(partial.window)
+                    .or_default()
+                    .insert(partial.group, LiveState::stored(partial.state));
+            }
+        }
+    }
+
+    /// Appends an upsert of every partial changed since the last call to `changes`.
+    fn take_upserts(&mut self, name: &str, changes: &mut Vec<PartialChange>) {
+        let upsert = |window: Window, group: &str, live: &mut LiveState| {
+            live.changed = false;
+            live.stored = true;
+            PartialChange::Upsert(Box::new(Partial {
+                aggregate: name.to_owned(),
+                window,
+                group: group.to_owned(),
+                state: live.state.clone(),
+            }))
+        };
+        for (&window, groups) in &mut self.windowed {
+            for (group, live) in groups.iter_mut().filter(|(_, live)| live.changed) {
+                changes.push(upsert(window, group, live));
+            }
+        }
+        for ((group, window), live) in self
+            .session_states
+            .iter_mut()
+            .filter(|(_, live)| live.changed)
+        {
+            changes.push(upsert(*window, group, live));
+        }
+    }
+
+    fn evict(&mut self, bound: i64) {
+        self.windowed.retain(|window, _| window.end_ms > bound);
+        if let Some(tracker) = &mut self.sessions {
+            tracker.close_final(Some(bound), 0);
+        }
+        self.session_states
+            .retain(|(_, window), _| window.end_ms > bound);
+    }
+
+    fn len(&self) -> usize {
+        self.windowed.values().map(HashMap::len).sum::<usize>() + self.session_states.len()
     }
 }
 

@@ -15,7 +15,7 @@ pub use aggregates::{
     AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
 };
 pub use fold::{field_value, EventField, FoldError, Partial};
-pub use live::{LiveAggregates, PartialChange};
+pub use live::{LiveAggregates, LivePart, PartialChange};
 pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };

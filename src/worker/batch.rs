@@ -203,12 +203,29 @@ impl FoldBatch {
     /// order, and keeps the partials they changed to store with the batch; then drops from
     /// memory what no on-time event can change any more.
     pub fn fold_into(&mut self, live: &mut LiveAggregates) -> Result<(), FoldError> {
-        for folded in self.events.iter().filter(|e| !e.late) {
-            live.add(&folded.event)?;
+        for event in self.on_time() {
+            live.add(&event)?;
         }
+        self.keep_changes(live);
+        Ok(())
+    }
+
+    /// The batch's events that fold into the windows (not late), in offset order.
+    pub fn on_time(&self) -> Vec<InteractionView<'_>> {
+        self.events
+            .iter()
+            .filter(|e| !e.late)
+            .map(|e| e.event)
+            .collect()
+    }
+
+    /// Once every on-time event is folded into `live` (by [`FoldBatch::fold_into`], or
+    /// aggregate by aggregate through [`LiveAggregates::parts_mut`]): keeps the partials
+    /// they changed to store with the batch, then drops from memory what no on-time event
+    /// can change any more.
+    pub fn keep_changes(&mut self, live: &mut LiveAggregates) {
         self.partials = live.take_changes();
         live.evict(self.max_event_ms);
-        Ok(())
     }
 
     /// Records the batch covers.

@@ -23,10 +23,13 @@ pub struct WorkerConfig {
     /// The contract version this worker reads with (events of other versions are resolved to it).
     #[serde(default = "default_reader_version")]
     pub reader_version: u32,
-    /// A micro-batch is committed once it holds this many events…
+    /// The most events a micro-batch holds: a full batch is committed as soon as the
+    /// previous commit is done, and the fold loop waits for that commit meanwhile.
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: usize,
-    /// …or once its oldest event waited this long.
+    /// A micro-batch is committed once its oldest event waited this long and the previous
+    /// commit is done (so under load the store paces the batches: each is what arrived
+    /// while the one before was written).
     #[serde(default = "default_batch_linger_ms")]
     pub batch_linger_ms: u64,
     /// How many of a partition's most recent offsets keep their `event_id`s for duplicate
@@ -53,7 +56,7 @@ const fn default_reader_version() -> u32 {
 }
 
 const fn default_batch_max_events() -> usize {
-    20_000
+    100_000
 }
 
 const fn default_batch_linger_ms() -> u64 {

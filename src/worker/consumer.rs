@@ -25,7 +25,8 @@ use super::{
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::pipeline::{load_pipeline, FoldError, LiveAggregates, Pipeline};
+use crate::contracts::InteractionView;
+use crate::pipeline::{load_pipeline, FoldError, LiveAggregates, LivePart, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
 use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
@@ -185,7 +186,11 @@ impl Worker {
     }
 
     /// Folds until `shutdown` fires, then commits what it holds and leaves the group.
-    /// A batch's store commit overlaps the reading and folding of the next batch.
+    /// A batch's store commit overlaps the reading of the next batch, and the store paces
+    /// the batches (group commit): a batch is cut once `batch_linger_ms` passed and the
+    /// previous commit is done, or when it holds `batch_max_events` (then after that
+    /// commit). While the store is busy the next batch grows, so under load each commit
+    /// writes a row per user, item, session and partial once for more events.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut cursors: HashMap<i32, Cursor> = HashMap::new();
         let mut in_flight: Option<InFlight> = None;
@@ -200,8 +205,14 @@ impl Worker {
                 done = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
                     in_flight = None;
                     self.settle(done, &mut cursors);
+                    // A batch that came due while the store was busy is cut now.
+                    if deadline.is_some_and(|at| at <= Instant::now()) {
+                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
+                        pending = 0;
+                        deadline = None;
+                    }
                 }
-                _ = tokio::time::sleep_until(flush_at), if deadline.is_some() => {
+                _ = tokio::time::sleep_until(flush_at), if deadline.is_some() && in_flight.is_none() => {
                     self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
                     deadline = None;
@@ -229,7 +240,14 @@ impl Worker {
                             pending += 1;
                             deadline.get_or_insert_with(|| Instant::now() + linger);
                         }
-                        if pending >= self.config.batch_max_events {
+                        if in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
+                            self.settle_in_flight(&mut in_flight, &mut cursors).await;
+                        }
+                        // Cut when full (waiting for the store if it is still busy), or once
+                        // the linger passed and the store is free.
+                        let lingered = in_flight.is_none()
+                            && deadline.is_some_and(|at| at <= Instant::now());
+                        if pending >= self.config.batch_max_events || lingered {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;
@@ -486,7 +504,15 @@ impl Worker {
         in_flight: &mut Option<InFlight>,
         shutdown: &CancellationToken,
     ) {
+        let waited = Instant::now();
+        let busy = in_flight.is_some();
         self.settle_in_flight(in_flight, cursors).await;
+        if busy {
+            tracing::debug!(
+                waited_ms = waited.elapsed().as_millis() as u64,
+                "Batch full: waited for the previous commit."
+            );
+        }
         let mut batches = Vec::new();
         let mut lives = Vec::new();
         for cursor in cursors.values_mut() {
@@ -503,6 +529,11 @@ impl Worker {
         if batches.is_empty() {
             return;
         }
+        tracing::debug!(
+            events = batches.iter().map(FoldBatch::records).sum::<u64>(),
+            partitions = batches.len(),
+            "Batch cut."
+        );
         let store = self.store.clone();
         let shutdown = shutdown.clone();
         *in_flight = Some(tokio::spawn(async move {
@@ -631,38 +662,55 @@ impl Worker {
     }
 }
 
-/// Folds each batch into its partition's live partials ([`FoldBatch::fold_into`]),
-/// partitions side by side on as many threads as the machine has cores (partitions share
-/// nothing).
+/// Folds each batch into its partition's live partials, as [`FoldBatch::fold_into`] does,
+/// on as many threads as the machine has cores: every aggregate of every partition is a
+/// piece of work of its own (they share nothing), so one partition's batch folds on
+/// several cores too. A partition's events reach each of its aggregates in offset order.
 fn fold_batches(
     batches: &mut [FoldBatch],
     lives: &mut [Option<LiveAggregates>],
 ) -> Result<(), FoldError> {
-    let fold = |batches: &mut [FoldBatch], lives: &mut [Option<LiveAggregates>]| {
-        for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
-            if let Some(live) = live {
-                batch.fold_into(live)?;
-            }
-        }
-        Ok(())
-    };
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let per_thread = batches.len().div_ceil(threads.max(1)).max(1);
-    if per_thread >= batches.len() {
-        return fold(batches, lives);
-    }
-    std::thread::scope(|scope| {
-        let running: Vec<_> = batches
-            .chunks_mut(per_thread)
-            .zip(lives.chunks_mut(per_thread))
-            .map(|(batches, lives)| scope.spawn(move || fold(batches, lives)))
+    {
+        let events: Vec<Vec<InteractionView<'_>>> =
+            batches.iter().map(FoldBatch::on_time).collect();
+        let mut work: Vec<(&[InteractionView<'_>], LivePart<'_>)> = events
+            .iter()
+            .zip(lives.iter_mut())
+            .filter_map(|(events, live)| Some((events.as_slice(), live.as_mut()?)))
+            .flat_map(|(events, live)| live.parts_mut().map(move |part| (events, part)))
+            .filter(|(events, _)| !events.is_empty())
             .collect();
-        running.into_iter().try_for_each(|thread| {
-            thread
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })
+        // The largest batches are taken first (the queue pops from its end).
+        work.sort_by_key(|(events, _)| events.len());
+        let fold = |(events, mut part): (&[InteractionView<'_>], LivePart<'_>)| {
+            events.iter().try_for_each(|event| part.add(event))
+        };
+        let threads = std::thread::available_parallelism()
+            .map_or(1, usize::from)
+            .min(work.len());
+        if threads <= 1 {
+            work.into_iter().try_for_each(fold)?;
+        } else {
+            let queue = std::sync::Mutex::new(work);
+            let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            std::thread::scope(|scope| {
+                let running: Vec<_> = (0..threads)
+                    .map(|_| scope.spawn(|| std::iter::from_fn(next).try_for_each(fold)))
+                    .collect();
+                running.into_iter().try_for_each(|thread| {
+                    thread
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+            })?;
+        }
+    }
+    for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
+        if let Some(live) = live {
+            batch.keep_changes(live);
+        }
+    }
+    Ok(())
 }
 
 /// Retries `op` until it succeeds or shutdown fires (then `None`).
