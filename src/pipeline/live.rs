@@ -73,8 +73,8 @@ struct LiveAggregate {
     windowed: HashMap<Window, HashMap<String, LiveState>>,
     /// A session aggregate's sessions (`None` for tumbling and hopping ones).
     sessions: Option<SessionTracker<String>>,
-    /// Each session's state.
-    session_states: HashMap<(String, Window), LiveState>,
+    /// Per group, the state of each of its sessions (a few: those not final yet).
+    session_states: HashMap<String, Vec<(Window, LiveState)>>,
     /// Sessions merged into others since the last [`LiveAggregates::take_changes`].
     removed: Vec<(Window, String)>,
     /// Reused to build group keys.
@@ -228,16 +228,22 @@ impl LivePart<'_> {
                         source,
                     })?;
                 let window = change.window();
+                let held = match session_states.get_mut(group.as_str()) {
+                    Some(held) => held,
+                    None => session_states.entry(group.clone()).or_default(),
+                };
                 let mut merged: Option<AggregateState> = None;
                 let mut stored = false;
                 for old in change.replaced() {
-                    let key = (group.clone(), *old);
                     // A session known to the tracker but not held is taken as stored.
-                    let (held, old_stored) = match session_states.remove(&key) {
-                        Some(previous) => (Some(previous.state), previous.stored),
+                    let (state, old_stored) = match held.iter().position(|(w, _)| w == old) {
+                        Some(at) => {
+                            let (_, previous) = held.swap_remove(at);
+                            (Some(previous.state), previous.stored)
+                        }
                         None => (None, true),
                     };
-                    if let Some(state) = held {
+                    if let Some(state) = state {
                         match &mut merged {
                             Some(into) => into.merge(&state).map_err(failed)?,
                             None => merged = Some(state),
@@ -246,7 +252,7 @@ impl LivePart<'_> {
                     if *old == window {
                         stored |= old_stored;
                     } else if old_stored {
-                        removed.push((*old, key.0));
+                        removed.push((*old, group.clone()));
                     }
                 }
                 let mut state = match merged {
@@ -256,14 +262,14 @@ impl LivePart<'_> {
                     }
                 };
                 state.add(value).map_err(failed)?;
-                session_states.insert(
-                    (group.clone(), window),
+                held.push((
+                    window,
                     LiveState {
                         state,
                         changed: true,
                         stored,
                     },
-                );
+                ));
             }
             None => {
                 assign_into(&aggregate.window, event.occurred_at, windows).map_err(|source| {
@@ -312,10 +318,9 @@ impl LiveAggregate {
         match &mut self.sessions {
             Some(tracker) => {
                 tracker.restore(partial.group.clone(), partial.window);
-                self.session_states.insert(
-                    (partial.group, partial.window),
-                    LiveState::stored(partial.state),
-                );
+                let held = self.session_states.entry(partial.group).or_default();
+                held.retain(|(window, _)| *window != partial.window);
+                held.push((partial.window, LiveState::stored(partial.state)));
             }
             None => {
                 self.windowed
@@ -343,12 +348,10 @@ impl LiveAggregate {
                 changes.push(upsert(window, group, live));
             }
         }
-        for ((group, window), live) in self
-            .session_states
-            .iter_mut()
-            .filter(|(_, live)| live.changed)
-        {
-            changes.push(upsert(*window, group, live));
+        for (group, held) in &mut self.session_states {
+            for (window, live) in held.iter_mut().filter(|(_, live)| live.changed) {
+                changes.push(upsert(*window, group, live));
+            }
         }
     }
 
@@ -357,12 +360,15 @@ impl LiveAggregate {
         if let Some(tracker) = &mut self.sessions {
             tracker.close_final(Some(bound), 0);
         }
-        self.session_states
-            .retain(|(_, window), _| window.end_ms > bound);
+        self.session_states.retain(|_, held| {
+            held.retain(|(window, _)| window.end_ms > bound);
+            !held.is_empty()
+        });
     }
 
     fn len(&self) -> usize {
-        self.windowed.values().map(HashMap::len).sum::<usize>() + self.session_states.len()
+        self.windowed.values().map(HashMap::len).sum::<usize>()
+            + self.session_states.values().map(Vec::len).sum::<usize>()
     }
 }
 

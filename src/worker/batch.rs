@@ -211,12 +211,8 @@ impl FoldBatch {
     }
 
     /// The batch's events that fold into the windows (not late), in offset order.
-    pub fn on_time(&self) -> Vec<InteractionView<'_>> {
-        self.events
-            .iter()
-            .filter(|e| !e.late)
-            .map(|e| e.event)
-            .collect()
+    pub fn on_time(&self) -> impl Iterator<Item = InteractionView<'_>> + '_ {
+        self.events.iter().filter(|e| !e.late).map(|e| e.event)
     }
 
     /// Once every on-time event is folded into `live` (by [`FoldBatch::fold_into`], or

@@ -25,7 +25,6 @@ use super::{
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::contracts::InteractionView;
 use crate::pipeline::{load_pipeline, FoldError, LiveAggregates, LivePart, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
@@ -671,19 +670,16 @@ fn fold_batches(
     lives: &mut [Option<LiveAggregates>],
 ) -> Result<(), FoldError> {
     {
-        let events: Vec<Vec<InteractionView<'_>>> =
-            batches.iter().map(FoldBatch::on_time).collect();
-        let mut work: Vec<(&[InteractionView<'_>], LivePart<'_>)> = events
+        let mut work: Vec<(&FoldBatch, LivePart<'_>)> = batches
             .iter()
             .zip(lives.iter_mut())
-            .filter_map(|(events, live)| Some((events.as_slice(), live.as_mut()?)))
-            .flat_map(|(events, live)| live.parts_mut().map(move |part| (events, part)))
-            .filter(|(events, _)| !events.is_empty())
+            .filter_map(|(batch, live)| Some((batch, live.as_mut()?)))
+            .flat_map(|(batch, live)| live.parts_mut().map(move |part| (batch, part)))
             .collect();
         // The largest batches are taken first (the queue pops from its end).
-        work.sort_by_key(|(events, _)| events.len());
-        let fold = |(events, mut part): (&[InteractionView<'_>], LivePart<'_>)| {
-            events.iter().try_for_each(|event| part.add(event))
+        work.sort_by_key(|(batch, _)| batch.events.len());
+        let fold = |(batch, mut part): (&FoldBatch, LivePart<'_>)| {
+            batch.on_time().try_for_each(|event| part.add(&event))
         };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)

@@ -24,7 +24,8 @@
 //! capacities keeps the smaller capacity. Merging is commutative; it is not associative
 //! bit for bit, but every merge tree keeps the guarantees.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -55,17 +56,31 @@ struct Counter {
 }
 
 /// A mergeable Space-Saving summary of key frequencies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(try_from = "TopKRepr", into = "TopKRepr")]
 pub struct TopK {
     capacity: usize,
     total: u64,
     /// Every monitored key's counter (hashed: most adds only increment one).
     counters: HashMap<String, Counter>,
-    /// Every monitored key by its count (no empty sets): the first key of the first count
-    /// is the one to evict. A count change moves the key's `String`, allocating nothing.
-    by_count: BTreeMap<u64, BTreeSet<String>>,
+    /// One entry per monitored key: a count the key had, and the key. An increment only
+    /// touches `counters`, so an entry's count may be stale (smaller); an eviction
+    /// refreshes stale entries until the least one is current, and that one is the
+    /// smallest count, then the smallest key (every other key's count is at least its
+    /// entry's).
+    by_count: BinaryHeap<Reverse<(u64, String)>>,
 }
+
+/// Summaries are equal when they monitor the same keys with the same counters.
+impl PartialEq for TopK {
+    fn eq(&self, other: &Self) -> bool {
+        self.capacity == other.capacity
+            && self.total == other.total
+            && self.counters == other.counters
+    }
+}
+
+impl Eq for TopK {}
 
 impl TopK {
     /// An empty summary with `capacity` counters.
@@ -80,7 +95,7 @@ impl TopK {
             capacity,
             total: 0,
             counters: HashMap::default(),
-            by_count: BTreeMap::new(),
+            by_count: BinaryHeap::new(),
         })
     }
 
@@ -100,65 +115,52 @@ impl TopK {
         if self.counters.len() < self.capacity {
             return 0;
         }
-        self.by_count
-            .first_key_value()
-            .map_or(0, |(count, _)| *count)
+        self.counters.values().map(|c| c.count).min().unwrap_or(0)
     }
 
     /// Counts one occurrence of `key`.
     pub fn add(&mut self, key: &str) {
         self.total = self.total.saturating_add(1);
         if let Some(counter) = self.counters.get_mut(key) {
-            let old = counter.count;
-            counter.count = old.saturating_add(1);
-            let new = counter.count;
-            let listed = self.unlist(old, key).unwrap_or_else(|| key.to_owned());
-            self.list(new, listed);
+            counter.count = counter.count.saturating_add(1);
             return;
         }
-        let floor = if self.counters.len() < self.capacity {
-            0
-        } else {
-            match self.pop_smallest() {
-                Some((count, evicted)) => {
-                    self.counters.remove(&evicted);
-                    count
-                }
-                None => 0,
+        // A new key: a free counter, or the evicted key's (its `String`s are reused).
+        let full = self.counters.len() >= self.capacity;
+        let (floor, mut listed, mut owned) = match full.then(|| self.pop_smallest()).flatten() {
+            Some((count, evicted)) => {
+                let owned = self
+                    .counters
+                    .remove_entry(&evicted)
+                    .map_or_else(String::new, |(owned, _)| owned);
+                (count, evicted, owned)
             }
+            None => (0, String::new(), String::new()),
         };
+        listed.clear();
+        listed.push_str(key);
+        owned.clear();
+        owned.push_str(key);
         let counter = Counter {
             count: floor.saturating_add(1),
             error: floor,
         };
-        self.list(counter.count, key.to_owned());
-        self.counters.insert(key.to_owned(), counter);
+        self.by_count.push(Reverse((counter.count, listed)));
+        self.counters.insert(owned, counter);
     }
 
-    /// Adds `key` to the keys of `count`.
-    fn list(&mut self, count: u64, key: String) {
-        self.by_count.entry(count).or_default().insert(key);
-    }
-
-    /// Takes `key` out of the keys of `count`.
-    fn unlist(&mut self, count: u64, key: &str) -> Option<String> {
-        let keys = self.by_count.get_mut(&count)?;
-        let taken = keys.take(key);
-        if keys.is_empty() {
-            self.by_count.remove(&count);
-        }
-        taken
-    }
-
-    /// Takes out the key to evict: the smallest count, then the smallest key.
+    /// Takes out the entry of the key to evict: the smallest count, then the smallest key.
     fn pop_smallest(&mut self) -> Option<(u64, String)> {
-        let mut first = self.by_count.first_entry()?;
-        let count = *first.key();
-        let key = first.get_mut().pop_first()?;
-        if first.get().is_empty() {
-            first.remove();
+        loop {
+            let Reverse((count, key)) = self.by_count.pop()?;
+            match self.counters.get(&key) {
+                Some(counter) if counter.count == count => return Some((count, key)),
+                // Stale: listed again under its current count (larger, so this ends).
+                Some(counter) => self.by_count.push(Reverse((counter.count, key))),
+                // Every entry is a monitored key's; an other one has nothing to evict.
+                None => {}
+            }
         }
-        Some((count, key))
     }
 
     /// Merges another summary into this one (see the module docs); the result keeps the
@@ -187,10 +189,10 @@ impl TopK {
         candidates.truncate(capacity);
         self.capacity = capacity;
         self.total = self.total.saturating_add(other.total);
-        self.by_count = BTreeMap::new();
-        for (key, counter) in &candidates {
-            self.list(counter.count, key.clone());
-        }
+        self.by_count = candidates
+            .iter()
+            .map(|(key, counter)| Reverse((counter.count, key.clone())))
+            .collect();
         self.counters = candidates.into_iter().collect();
     }
 
@@ -283,7 +285,7 @@ impl TryFrom<TopKRepr> for TopK {
             if top.counters.insert(entry.key.clone(), counter).is_some() {
                 return Err(invalid(format!("top-k key {:?} appears twice", entry.key)));
             }
-            top.list(entry.count, entry.key);
+            top.by_count.push(Reverse((entry.count, entry.key)));
         }
         Ok(top)
     }
