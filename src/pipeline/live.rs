@@ -699,5 +699,29 @@ mod tests {
             apply(&mut rows, live.take_changes());
             prop_assert_eq!(results(&rows), results(&expected));
         }
+
+        /// Folding every event into one aggregate after another (as the worker's threads
+        /// do, in any order of aggregates) writes exactly the rows of folding event by event.
+        #[test]
+        fn aggregate_by_aggregate_equals_event_by_event(events in arbitrary_events()) {
+            let p = pipeline();
+            let mut by_event = LiveAggregates::new(p.clone());
+            let mut by_aggregate = LiveAggregates::new(p.clone());
+            for e in &events {
+                by_event.add(&e.view()).unwrap();
+            }
+            let mut parts: Vec<LivePart<'_>> = by_aggregate.parts_mut().collect();
+            prop_assert_eq!(parts.len(), p.aggregates.len());
+            for part in parts.iter_mut().rev() {
+                for e in &events {
+                    part.add(&e.view()).unwrap();
+                }
+            }
+            let (mut expected, mut rows) = (BTreeMap::new(), BTreeMap::new());
+            apply(&mut expected, by_event.take_changes());
+            apply(&mut rows, by_aggregate.take_changes());
+            prop_assert_eq!(rows, expected);
+            prop_assert_eq!(by_aggregate.len(), by_event.len());
+        }
     }
 }

@@ -88,6 +88,10 @@ struct Committed {
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
+/// In a backlog, records read between two looks at the linger's clock and the shutdown
+/// token (the token takes a lock): 64 records take well under a millisecond.
+const LOOK_EVERY: u32 = 64;
+
 impl Worker {
     /// Checks the settings, creates the clients and subscribes.
     pub async fn build(
@@ -218,8 +222,11 @@ impl Worker {
                 }
                 message = self.consumer.recv() => {
                     let mut next = Some(message);
+                    let mut taken = 0u32;
                     // Take every record already fetched before going back to the select.
                     while let Some(message) = next {
+                        taken = taken.wrapping_add(1);
+                        let look = taken % LOOK_EVERY == 0;
                         let message = match message {
                             Ok(message) => message,
                             Err(error) => {
@@ -244,14 +251,15 @@ impl Worker {
                         }
                         // Cut when full (waiting for the store if it is still busy), or once
                         // the linger passed and the store is free.
-                        let lingered = in_flight.is_none()
+                        let lingered = look
+                            && in_flight.is_none()
                             && deadline.is_some_and(|at| at <= Instant::now());
                         if pending >= self.config.batch_max_events || lingered {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;
                         }
-                        if shutdown.is_cancelled() {
+                        if look && shutdown.is_cancelled() {
                             break;
                         }
                         // A long backlog never leaves this loop: give other tasks their turn.
