@@ -208,13 +208,8 @@ impl Worker {
                 done = async { in_flight.as_mut().expect("guarded by is_some").await }, if in_flight.is_some() => {
                     in_flight = None;
                     self.settle(done, &mut cursors);
-                    // A batch that came due while the store was busy is cut now.
-                    if deadline.is_some_and(|at| at <= Instant::now()) {
-                        self.flush(&mut cursors, &mut in_flight, &shutdown).await;
-                        pending = 0;
-                        deadline = None;
-                    }
                 }
+                // The store is free: a batch whose linger passed meanwhile is cut at once.
                 _ = tokio::time::sleep_until(flush_at), if deadline.is_some() && in_flight.is_none() => {
                     self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
@@ -517,7 +512,7 @@ impl Worker {
         if busy {
             tracing::debug!(
                 waited_ms = waited.elapsed().as_millis() as u64,
-                "Batch full: waited for the previous commit."
+                "Waited for the previous commit before cutting a batch."
             );
         }
         let mut batches = Vec::new();
