@@ -471,7 +471,9 @@ mod tests {
                 .map(|i| i.1)
                 .collect::<std::collections::BTreeSet<_>>()
                 .len() as f64;
-            let tolerance = (4.0 * single.standard_error() * distinct).max(1.0);
+            // At a handful of items two may share a register (an HLL cannot tell them
+            // apart): an absolute slack of two items covers that, 4σ the rest.
+            let tolerance = (4.0 * single.standard_error() * distinct).max(2.0);
             prop_assert!((single.estimate() - distinct).abs() <= tolerance);
         }
     }
