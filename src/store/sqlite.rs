@@ -200,6 +200,12 @@ impl SqliteStore {
         connection
             .pragma_update(None, "synchronous", "NORMAL")
             .map_err(sqlite)?;
+        // The worker's commit rewrites the same users', items', sessions' and windows' rows
+        // batch after batch: a page cache of 64 MiB (SQLite's default is 2 MiB) keeps their
+        // b-tree pages in memory instead of reading them back from the file each commit.
+        connection
+            .pragma_update(None, "cache_size", -64 * 1024)
+            .map_err(sqlite)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;

@@ -241,15 +241,13 @@ impl Worker {
                             pending += 1;
                             deadline.get_or_insert_with(|| Instant::now() + linger);
                         }
-                        if in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
+                        if look && in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
                             self.settle_in_flight(&mut in_flight, &mut cursors).await;
                         }
-                        // Cut when full (waiting for the store if it is still busy), or once
-                        // the linger passed and the store is free.
-                        let lingered = look
-                            && in_flight.is_none()
-                            && deadline.is_some_and(|at| at <= Instant::now());
-                        if pending >= self.config.batch_max_events || lingered {
+                        // While records keep coming (a backlog) the batch grows until full,
+                        // then waits for the store if it is still busy; once the fold loop
+                        // has caught up, the linger's branch of the select cuts it.
+                        if pending >= self.config.batch_max_events {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;
