@@ -9,7 +9,6 @@ mod error;
 mod link;
 mod open;
 mod postgres;
-mod projection;
 mod read;
 mod sqlite;
 

@@ -12,16 +12,15 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Transacti
 use futures::future::try_join_all;
 use tokio_postgres::{IsolationLevel, NoTls};
 
-use crate::contracts::{EventType, InteractionView};
-use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
-use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
+use crate::contracts::EventType;
+use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, Window};
 use crate::store::read::merge_partials;
 use crate::store::{
     AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
 };
 use crate::worker::{
     decode_hashes, encode_hashes, CommitOutcome, FoldBatch, FoldStore, FoldStoreError,
-    PartitionProgress, PartitionSnapshot,
+    PartitionProgress, PartitionSnapshot, ProjectionDeltas,
 };
 
 /// Connections a store instance keeps open at most.
@@ -300,8 +299,8 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
              ON CONFLICT (user_id, event_type) DO UPDATE SET count = user_event_counts.count + excluded.count",
         )
         .await?;
-    let counts = event_counts(batch);
-    try_join_all(counts.iter().map(|((user, kind), n)| {
+    let projections = batch.projections();
+    try_join_all(projections.event_counts.iter().map(|((user, kind), n)| {
         let kind = kind.as_str();
         let count = &count;
         async move { tx.execute(count, &[user, &kind, n]).await }
@@ -309,8 +308,7 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
     .await?;
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials).await?;
-        let fresh: Vec<InteractionView> = batch.events.iter().map(|e| e.event).collect();
-        project(tx, pipeline, &fresh).await?;
+        project(tx, &pipeline.name, &projections).await?;
     }
     let late = batch.events.iter().filter(|e| e.late).count() as i64;
     let folded = batch.events.len() as i64 - late;
@@ -445,16 +443,14 @@ async fn write_partials(
     Ok(())
 }
 
-/// Updates the pipeline's projections with a batch's distinct events (late ones included:
-/// read models are not windowed).
+/// Merges a batch's projection deltas into pipeline `name`'s read models.
 async fn project(
     tx: &Transaction<'_>,
-    pipeline: &Pipeline,
-    events: &[InteractionView<'_>],
+    name: &str,
+    deltas: &ProjectionDeltas,
 ) -> Result<(), Failure> {
-    let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
-    let name = &pipeline.name;
-    if keeps(ProjectionKind::User) {
+    let name = &name;
+    if !deltas.users.is_empty() {
         let user = tx
             .prepare_cached(
                 "INSERT INTO user_profiles AS u (pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session)
@@ -468,8 +464,7 @@ async fn project(
                      THEN excluded.current_session ELSE u.current_session END",
             )
             .await?;
-        let users = user_deltas(events);
-        try_join_all(users.iter().map(|(id, d)| {
+        try_join_all(deltas.users.iter().map(|(id, d)| {
             let user = &user;
             async move {
                 tx.execute(
@@ -489,7 +484,7 @@ async fn project(
         }))
         .await?;
     }
-    if keeps(ProjectionKind::Item) {
+    if !deltas.items.is_empty() {
         let item = tx
             .prepare_cached(
                 "INSERT INTO item_profiles AS i (pipeline, item_id, views, clicks, add_to_carts, purchases)
@@ -500,17 +495,21 @@ async fn project(
                    purchases = i.purchases + excluded.purchases",
             )
             .await?;
-        let items = item_deltas(events);
-        try_join_all(items.iter().map(|(id, [views, clicks, carts, purchases])| {
-            let item = &item;
-            async move {
-                tx.execute(item, &[name, id, views, clicks, carts, purchases])
-                    .await
-            }
-        }))
+        try_join_all(
+            deltas
+                .items
+                .iter()
+                .map(|(id, [views, clicks, carts, purchases])| {
+                    let item = &item;
+                    async move {
+                        tx.execute(item, &[name, id, views, clicks, carts, purchases])
+                            .await
+                    }
+                }),
+        )
         .await?;
     }
-    if keeps(ProjectionKind::Session) {
+    if !deltas.sessions.is_empty() {
         let session = tx
             .prepare_cached(
                 "INSERT INTO session_profiles AS s (pipeline, session_id, user_id, start_ms, end_ms, events, converted)
@@ -522,8 +521,7 @@ async fn project(
                    converted = s.converted OR excluded.converted",
             )
             .await?;
-        let sessions = session_deltas(events);
-        try_join_all(sessions.iter().map(|(id, d)| {
+        try_join_all(deltas.sessions.iter().map(|(id, d)| {
             let session = &session;
             async move {
                 tx.execute(

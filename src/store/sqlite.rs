@@ -8,16 +8,15 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use crate::contracts::{EventType, InteractionView};
-use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, ProjectionKind, Window};
-use crate::store::projection::{event_counts, item_deltas, session_deltas, user_deltas};
+use crate::contracts::EventType;
+use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, Window};
 use crate::store::read::merge_partials;
 use crate::store::{
     AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
 };
 use crate::worker::{
     decode_hashes, encode_hashes, event_id_hash, CommitOutcome, FoldBatch, FoldStore,
-    FoldStoreError, PartitionProgress, PartitionSnapshot,
+    FoldStoreError, PartitionProgress, PartitionSnapshot, ProjectionDeltas,
 };
 
 const MIGRATIONS: &[&str] = &[
@@ -514,13 +513,13 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
         "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, ?3)
          ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + excluded.count",
     )?;
-    for ((user, kind), n) in event_counts(batch) {
+    let projections = batch.projections();
+    for ((user, kind), n) in &projections.event_counts {
         count.execute(params![user, kind.as_str(), n])?;
     }
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials)?;
-        let fresh: Vec<InteractionView> = batch.events.iter().map(|e| e.event).collect();
-        project(tx, pipeline, &fresh)?;
+        project(tx, &pipeline.name, &projections)?;
     }
     let read = batch.records() as i64;
     let duplicates = batch.duplicates as i64;
@@ -664,16 +663,9 @@ fn partition_snapshot(
     })
 }
 
-/// Updates the pipeline's projections with a batch's distinct events (late ones included:
-/// read models are not windowed).
-fn project(
-    tx: &Transaction<'_>,
-    pipeline: &Pipeline,
-    events: &[InteractionView<'_>],
-) -> rusqlite::Result<()> {
-    let keeps = |kind| pipeline.projections.iter().any(|p| p.kind == kind);
-    let name = &pipeline.name;
-    if keeps(ProjectionKind::User) {
+/// Merges a batch's projection deltas into pipeline `name`'s read models.
+fn project(tx: &Transaction<'_>, name: &str, deltas: &ProjectionDeltas) -> rusqlite::Result<()> {
+    if !deltas.users.is_empty() {
         let mut user = tx.prepare_cached(
             "INSERT INTO user_profiles (pipeline, user_id, first_seen_ms, last_seen_ms, events, total_value, current_session)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -684,13 +676,13 @@ fn project(
                total_value = total_value + excluded.total_value,
                current_session = CASE WHEN excluded.last_seen_ms >= last_seen_ms THEN excluded.current_session ELSE current_session END",
         )?;
-        for (id, u) in user_deltas(events) {
+        for (id, u) in &deltas.users {
             user.execute(params![
                 name, id, u.first_ms, u.last_ms, u.events, u.value, u.session
             ])?;
         }
     }
-    if keeps(ProjectionKind::Item) {
+    if !deltas.items.is_empty() {
         let mut item = tx.prepare_cached(
             "INSERT INTO item_profiles (pipeline, item_id, views, clicks, add_to_carts, purchases)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
@@ -698,11 +690,11 @@ fn project(
                views = views + excluded.views, clicks = clicks + excluded.clicks,
                add_to_carts = add_to_carts + excluded.add_to_carts, purchases = purchases + excluded.purchases",
         )?;
-        for (id, [views, clicks, carts, purchases]) in item_deltas(events) {
+        for (id, [views, clicks, carts, purchases]) in &deltas.items {
             item.execute(params![name, id, views, clicks, carts, purchases])?;
         }
     }
-    if keeps(ProjectionKind::Session) {
+    if !deltas.sessions.is_empty() {
         let mut session = tx.prepare_cached(
             "INSERT INTO session_profiles (pipeline, session_id, user_id, start_ms, end_ms, events, converted)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
@@ -710,7 +702,7 @@ fn project(
                start_ms = min(start_ms, excluded.start_ms), end_ms = max(end_ms, excluded.end_ms),
                events = events + excluded.events, converted = max(converted, excluded.converted)",
         )?;
-        for (id, d) in session_deltas(events) {
+        for (id, d) in &deltas.sessions {
             session.execute(params![
                 name,
                 id,

@@ -3,8 +3,10 @@
 //! ids the store writes with them. Pure data: no IO (only the clock, read once when a batch
 //! is cut).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
+use super::ProjectionDeltas;
 use crate::contracts::{EventType, InteractionView, PropertiesView};
 use crate::pipeline::{FoldError, LiveAggregates, PartialChange, Pipeline};
 
@@ -186,6 +188,9 @@ pub struct FoldBatch {
     pub dedup_horizon_events: i64,
     /// The pipeline's partials this batch changed, whole.
     pub partials: Vec<PartialChange>,
+    /// What the batch's events change in the projections, when computed ahead (the worker
+    /// does, on the fold's threads); see [`FoldBatch::projections`].
+    pub projections: Option<ProjectionDeltas>,
     /// The highest event time seen in the partition after this batch, each event's time
     /// clamped by [`Pipeline::watermark_time`] (its watermark source).
     pub max_event_ms: Option<i64>,
@@ -200,14 +205,30 @@ pub struct FoldBatch {
 
 impl FoldBatch {
     /// Folds the batch's on-time events into its partition's live partials, in offset
-    /// order, and keeps the partials they changed to store with the batch; then drops from
-    /// memory what no on-time event can change any more.
+    /// order, and keeps the partials they changed and its projection deltas to store with
+    /// the batch; then drops from memory what no on-time event can change any more.
     pub fn fold_into(&mut self, live: &mut LiveAggregates) -> Result<(), FoldError> {
         for event in self.on_time() {
             live.add(&event)?;
         }
         self.keep_changes(live);
+        self.projections = Some(self.projection_deltas());
         Ok(())
+    }
+
+    /// What the batch's events change in the projections its pipeline keeps (event counts
+    /// always).
+    pub fn projection_deltas(&self) -> ProjectionDeltas {
+        ProjectionDeltas::of(&self.events, self.pipeline.as_deref())
+    }
+
+    /// The batch's projection deltas, as the store writes them: those computed ahead, else
+    /// computed now.
+    pub fn projections(&self) -> Cow<'_, ProjectionDeltas> {
+        match &self.projections {
+            Some(deltas) => Cow::Borrowed(deltas),
+            None => Cow::Owned(self.projection_deltas()),
+        }
     }
 
     /// The batch's events that fold into the windows (not late), in offset order.
@@ -261,6 +282,7 @@ impl BatchBuilder {
                 seen: Vec::new(),
                 dedup_horizon_events,
                 partials: Vec::new(),
+                projections: None,
                 max_event_ms,
                 pipeline,
                 opened_at: None,

@@ -21,7 +21,8 @@ use tokio_util::sync::CancellationToken;
 use super::context::WorkerContext;
 use super::dead_letter::{self, DeadLetter};
 use super::{
-    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore, WorkerConfig,
+    event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore,
+    ProjectionDeltas, WorkerConfig,
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
@@ -388,7 +389,7 @@ impl Worker {
         };
         let event = decoded.view();
         let id = event_id_hash(event.event_id);
-        if cursor.dedup.contains(id) {
+        if !cursor.dedup.record(id) {
             cursor.batch.push_duplicate(offset);
             return true;
         }
@@ -398,6 +399,7 @@ impl Worker {
                 match pipeline.lateness(cursor.batch.max_event_ms(), event.occurred_at) {
                     Ok(late) => late,
                     Err(error) => {
+                        cursor.dedup.forget_last(id);
                         return self
                             .dead_letter_into(
                                 cursor,
@@ -412,9 +414,9 @@ impl Worker {
             }
         };
         if late && !self.copy_late(message, shutdown).await {
+            cursor.dedup.forget_last(id);
             return false;
         }
-        cursor.dedup.record(id);
         cursor
             .batch
             .push_event(offset, &event, message.timestamp().to_millis(), late);
@@ -662,25 +664,51 @@ impl Worker {
     }
 }
 
-/// Folds each batch into its partition's live partials, as [`FoldBatch::fold_into`] does,
-/// on as many threads as the machine has cores: every aggregate of every partition is a
-/// piece of work of its own (they share nothing), so one partition's batch folds on
-/// several cores too. A partition's events reach each of its aggregates in offset order.
+/// Folds each batch into its partition's live partials and computes its projection deltas,
+/// as [`FoldBatch::fold_into`] does, on as many threads as the machine has cores: every
+/// aggregate of every partition, and every batch's projection deltas, is a piece of work of
+/// its own (they share nothing), so one partition's batch folds on several cores too. A
+/// partition's events reach each of its aggregates in offset order.
 fn fold_batches(
     batches: &mut [FoldBatch],
     lives: &mut [Option<LiveAggregates>],
 ) -> Result<(), FoldError> {
+    /// A piece of the work.
+    enum Piece<'a> {
+        Aggregate(&'a FoldBatch, LivePart<'a>),
+        Projections(&'a FoldBatch, &'a mut ProjectionDeltas),
+    }
+    let mut deltas = vec![ProjectionDeltas::default(); batches.len()];
     {
-        let mut work: Vec<(&FoldBatch, LivePart<'_>)> = batches
+        let mut work: Vec<Piece<'_>> = batches
             .iter()
             .zip(lives.iter_mut())
             .filter_map(|(batch, live)| Some((batch, live.as_mut()?)))
-            .flat_map(|(batch, live)| live.parts_mut().map(move |part| (batch, part)))
+            .flat_map(|(batch, live)| {
+                live.parts_mut()
+                    .map(move |part| Piece::Aggregate(batch, part))
+            })
+            .chain(
+                batches
+                    .iter()
+                    .zip(deltas.iter_mut())
+                    .map(|(batch, deltas)| Piece::Projections(batch, deltas)),
+            )
             .collect();
-        // The largest batches are taken first (the queue pops from its end).
-        work.sort_by_key(|(batch, _)| batch.events.len());
-        let fold = |(batch, mut part): (&FoldBatch, LivePart<'_>)| {
-            batch.on_time().try_for_each(|event| part.add(&event))
+        // The largest batches are taken first (the queue pops from its end), projections
+        // (a pass as costly as the dearest aggregates) before the aggregates of a batch.
+        work.sort_by_key(|piece| match piece {
+            Piece::Aggregate(batch, _) => (batch.events.len(), false),
+            Piece::Projections(batch, _) => (batch.events.len(), true),
+        });
+        let fold = |piece: Piece<'_>| match piece {
+            Piece::Aggregate(batch, mut part) => {
+                batch.on_time().try_for_each(|event| part.add(&event))
+            }
+            Piece::Projections(batch, deltas) => {
+                *deltas = batch.projection_deltas();
+                Ok(())
+            }
         };
         let threads = std::thread::available_parallelism()
             .map_or(1, usize::from)
@@ -702,10 +730,11 @@ fn fold_batches(
             })?;
         }
     }
-    for (batch, live) in batches.iter_mut().zip(lives.iter_mut()) {
+    for ((batch, live), deltas) in batches.iter_mut().zip(lives.iter_mut()).zip(deltas) {
         if let Some(live) = live {
             batch.keep_changes(live);
         }
+        batch.projections = Some(deltas);
     }
     Ok(())
 }

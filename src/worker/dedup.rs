@@ -55,20 +55,29 @@ impl DedupWindow {
         self.seen.contains(&hash)
     }
 
-    /// Records an `event_id` hash as seen (in the batch being built).
-    pub fn record(&mut self, hash: u128) {
-        if self.seen.insert(hash) {
+    /// Records an `event_id` hash as seen (in the batch being built); `false` when it was
+    /// seen within the horizon (a duplicate). One probe of the set: the fold loop's hot path.
+    pub fn record(&mut self, hash: u128) -> bool {
+        let first = self.seen.insert(hash);
+        if first {
             self.pending.push(hash);
+        }
+        first
+    }
+
+    /// Takes back the hash [`DedupWindow::record`] added last, for a record that did not join
+    /// the batch after all (dead-lettered, or not copied to the late topic before shutdown).
+    pub fn forget_last(&mut self, hash: u128) {
+        if self.pending.last() == Some(&hash) {
+            self.pending.pop();
+            self.seen.remove(&hash);
         }
     }
 
     /// Records `event_id`; `false` when it was seen within the horizon (a duplicate).
     #[cfg(test)]
     fn first_time(&mut self, event_id: &str) -> bool {
-        let hash = event_id_hash(event_id);
-        let first = !self.contains(hash);
-        self.record(hash);
-        first
+        self.record(event_id_hash(event_id))
     }
 
     /// The ids added since the last call, for the batch ending at `last_offset`; forgets
@@ -143,5 +152,19 @@ mod tests {
         let mut window = DedupWindow::restore(vec![(5, ids)]);
         assert!(!window.first_time("y"));
         assert!(window.first_time("z"));
+    }
+
+    #[test]
+    fn a_forgotten_hash_is_new_again_and_leaves_the_batch() {
+        let mut window = DedupWindow::default();
+        assert!(window.first_time("a"));
+        assert!(window.first_time("b"));
+        // Only the hash recorded last can be taken back.
+        window.forget_last(event_id_hash("a"));
+        window.forget_last(event_id_hash("b"));
+        assert!(window.contains(event_id_hash("a")));
+        assert!(!window.contains(event_id_hash("b")));
+        assert_eq!(window.take_batch(1, 10), vec![event_id_hash("a")]);
+        assert!(window.first_time("b"));
     }
 }

@@ -12,9 +12,11 @@ mod context;
 mod dead_letter;
 mod dedup;
 mod port;
+mod projection;
 
 pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, Outcome};
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};
 pub use dedup::{decode_hashes, encode_hashes, event_id_hash, DedupWindow};
 pub use port::{CommitOutcome, FoldStore, FoldStoreError, PartitionProgress, PartitionSnapshot};
+pub use projection::{ProjectionDeltas, SessionDelta, UserDelta};
