@@ -232,6 +232,22 @@ impl LivePart<'_> {
                     Some(held) => held,
                     None => session_states.entry(group.clone()).or_default(),
                 };
+                // The common case, an event joining or extending one held session: its
+                // state is updated where it lies (the general path below is equivalent).
+                if let [old] = change.replaced() {
+                    if let Some((held_window, live)) = held.iter_mut().find(|(w, _)| w == old) {
+                        if *old != window {
+                            if live.stored {
+                                removed.push((*old, group.clone()));
+                            }
+                            live.stored = false;
+                            *held_window = window;
+                        }
+                        live.state.add(value).map_err(failed)?;
+                        live.changed = true;
+                        return Ok(());
+                    }
+                }
                 let mut merged: Option<AggregateState> = None;
                 let mut stored = false;
                 for old in change.replaced() {

@@ -506,6 +506,34 @@ impl<K: Ord + Clone> SessionTracker<K> {
 
 /// Adds `span` to one key's sessions, merging every session it overlaps.
 fn merge_span(sessions: &mut BTreeMap<i64, i64>, span: Window) -> SessionChange {
+    // The common cases first, without collecting: the span overlaps no session, or one.
+    let mut before_end = sessions.range_mut(..span.end_ms).rev();
+    match before_end.next() {
+        None => return created(sessions, span),
+        Some((_, end_ms)) if *end_ms <= span.start_ms => return created(sessions, span),
+        Some((&start_ms, end_ms)) => {
+            let only_one = before_end
+                .next()
+                .is_none_or(|(_, end)| *end <= span.start_ms);
+            if only_one && start_ms <= span.start_ms {
+                // The session keeps its start (its key): extend its end in place.
+                let from = Window {
+                    start_ms,
+                    end_ms: *end_ms,
+                };
+                *end_ms = (*end_ms).max(span.end_ms);
+                let to = Window {
+                    start_ms,
+                    end_ms: *end_ms,
+                };
+                return if to == from {
+                    SessionChange::Joined(to)
+                } else {
+                    SessionChange::Extended { from, to }
+                };
+            }
+        }
+    }
     let from = overlapping(sessions, span);
     let mut to = span;
     for w in &from {
@@ -520,6 +548,12 @@ fn merge_span(sessions: &mut BTreeMap<i64, i64>, span: Window) -> SessionChange 
         [only] => SessionChange::Extended { from: *only, to },
         _ => SessionChange::Merged { from, to },
     }
+}
+
+/// Adds `span` as a session of its own (it overlaps none).
+fn created(sessions: &mut BTreeMap<i64, i64>, span: Window) -> SessionChange {
+    sessions.insert(span.start_ms, span.end_ms);
+    SessionChange::Created(span)
 }
 
 /// The sessions overlapping `span`, ordered by start. Sessions are disjoint, so their ends
