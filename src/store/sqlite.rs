@@ -564,8 +564,11 @@ fn write_partials(
          AND window_end = ?4 AND group_key = ?5 AND partition = ?6",
     )?;
     let mut write = tx.prepare_cached(
-        "INSERT OR REPLACE INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        // An upsert rewrites the row's state in place; `OR REPLACE` would delete and insert
+        // the row in the table and each of its three indexes.
+        "INSERT INTO aggregate_partials (pipeline, aggregate, window_start, window_end, group_key, partition, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (pipeline, aggregate, window_start, window_end, group_key, partition) DO UPDATE SET state = excluded.state",
     )?;
     for change in changes {
         match change {
