@@ -27,9 +27,10 @@ pub struct WorkerConfig {
     /// previous commit is done, and the fold loop waits for that commit meanwhile.
     #[serde(default = "default_batch_max_events")]
     pub batch_max_events: usize,
-    /// A micro-batch is committed once its oldest event waited this long and the previous
-    /// commit is done (so under load the store paces the batches: each is what arrived
-    /// while the one before was written).
+    /// A micro-batch is committed once its oldest event waited this long, the previous
+    /// commit is done and the fold loop has read every record fetched so far (so under load
+    /// the store paces the batches: each is what arrived while the one before was written;
+    /// in a backlog every batch holds `batch_max_events`).
     #[serde(default = "default_batch_linger_ms")]
     pub batch_linger_ms: u64,
     /// How many of a partition's most recent offsets keep their `event_id`s for duplicate
