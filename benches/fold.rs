@@ -164,7 +164,7 @@ fn main() {
         per(batch_secs)
     );
     println!(
-        "  every aggregate + projection deltas: {:>7.0} ns/event",
+        "  aggregates + projection deltas:     {:>7.0} ns/event",
         per(fold_secs)
     );
     println!(

@@ -65,7 +65,8 @@ impl EventType {
         Self::ALL.into_iter().find(|t| t.as_str() == symbol)
     }
 
-    fn index(self) -> u32 {
+    /// The position of this type in [`EventType::ALL`] (its Avro enum index).
+    pub(crate) fn index(self) -> u32 {
         Self::ALL.iter().position(|t| *t == self).unwrap_or(0) as u32
     }
 }

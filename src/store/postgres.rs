@@ -449,6 +449,7 @@ async fn project(
     name: &str,
     deltas: &ProjectionDeltas,
 ) -> Result<(), Failure> {
+    // The `ToSql` value is the `&str` itself: the parameters below borrow it.
     let name = &name;
     if !deltas.users.is_empty() {
         let user = tx

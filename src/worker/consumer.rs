@@ -89,9 +89,15 @@ struct Committed {
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// In a backlog, records read between two looks at the linger's clock and the shutdown
-/// token (the token takes a lock): 64 records take well under a millisecond.
+/// In a backlog, records read between two looks at the running commit, the batch's age and
+/// the shutdown token (the token takes a lock): 64 records take well under a millisecond.
 const LOOK_EVERY: u32 = 64;
+
+/// In a backlog a batch is cut when full, or once it has waited this many lingers (and the
+/// store is free): records that are slow to handle (a late event's copy or a dead letter
+/// waits for the producer's acknowledgement) do not hold a batch open for long. A full
+/// batch of on-time events takes a fraction of that.
+const BACKLOG_LINGERS: u32 = 20;
 
 impl Worker {
     /// Checks the settings, creates the clients and subscribes.
@@ -191,10 +197,12 @@ impl Worker {
 
     /// Folds until `shutdown` fires, then commits what it holds and leaves the group.
     /// A batch's store commit overlaps the reading of the next batch, and the store paces
-    /// the batches (group commit): a batch is cut once `batch_linger_ms` passed and the
-    /// previous commit is done, or when it holds `batch_max_events` (then after that
-    /// commit). While the store is busy the next batch grows, so under load each commit
-    /// writes a row per user, item, session and partial once for more events.
+    /// the batches (group commit): a batch is cut once `batch_linger_ms` passed, the
+    /// previous commit is done and the loop has read every record fetched so far, or when
+    /// it holds `batch_max_events` (then after that commit), or in a backlog once it waited
+    /// [`BACKLOG_LINGERS`] lingers. While the store is busy the next batch grows, so under
+    /// load each commit writes a row per user, item, session and partial once for more
+    /// events.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut cursors: HashMap<i32, Cursor> = HashMap::new();
         let mut in_flight: Option<InFlight> = None;
@@ -210,7 +218,8 @@ impl Worker {
                     in_flight = None;
                     self.settle(done, &mut cursors);
                 }
-                // The store is free: a batch whose linger passed meanwhile is cut at once.
+                // The loop has caught up and the store is free: a batch whose linger passed
+                // meanwhile is cut at once.
                 _ = tokio::time::sleep_until(flush_at), if deadline.is_some() && in_flight.is_none() => {
                     self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
@@ -246,9 +255,14 @@ impl Worker {
                             self.settle_in_flight(&mut in_flight, &mut cursors).await;
                         }
                         // While records keep coming (a backlog) the batch grows until full,
-                        // then waits for the store if it is still busy; once the fold loop
-                        // has caught up, the linger's branch of the select cuts it.
-                        if pending >= self.config.batch_max_events {
+                        // then waits for the store if it is still busy, or until it waited
+                        // a few lingers; once the fold loop has caught up, the linger's
+                        // branch of the select cuts it.
+                        let overdue = look
+                            && in_flight.is_none()
+                            && deadline
+                                .is_some_and(|at| at + linger * BACKLOG_LINGERS <= Instant::now());
+                        if pending >= self.config.batch_max_events || overdue {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;

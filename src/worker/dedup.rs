@@ -51,7 +51,8 @@ impl DedupWindow {
     }
 
     /// Whether an `event_id` with this hash was seen within the horizon (a duplicate).
-    pub fn contains(&self, hash: u128) -> bool {
+    #[cfg(test)]
+    fn contains(&self, hash: u128) -> bool {
         self.seen.contains(&hash)
     }
 

@@ -91,7 +91,7 @@ impl ProjectionDeltas {
             }
             u.events += 1;
             u.value += e.value.unwrap_or(0.0);
-            u.by_type[type_index(e.event_type)] += 1;
+            u.by_type[e.event_type.index() as usize] += 1;
             if keep_items {
                 let slot = match e.event_type {
                     EventType::PageView => Some(0),
@@ -167,11 +167,6 @@ impl ProjectionDeltas {
             sessions,
         }
     }
-}
-
-/// The position of `kind` in [`EventType::ALL`].
-fn type_index(kind: EventType) -> usize {
-    EventType::ALL.iter().position(|t| *t == kind).unwrap_or(0)
 }
 
 /// The entries, keys owned, sorted by key (hashing is cheaper than ordering string keys one
