@@ -67,7 +67,27 @@ impl EventType {
 
     /// The position of this type in [`EventType::ALL`] (its Avro enum index).
     pub(crate) fn index(self) -> u32 {
-        Self::ALL.iter().position(|t| *t == self).unwrap_or(0) as u32
+        // Declared in the order of `ALL`.
+        self as u32
+    }
+}
+
+/// A set of event types: a bit per type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTypeSet(u16);
+
+impl EventTypeSet {
+    /// Every type.
+    pub const ALL: EventTypeSet = EventTypeSet((1 << EventType::ALL.len()) - 1);
+
+    /// The set of these types.
+    pub fn of(types: impl IntoIterator<Item = EventType>) -> Self {
+        EventTypeSet(types.into_iter().fold(0, |set, t| set | 1 << t.index()))
+    }
+
+    /// Whether `event_type` is in the set.
+    pub fn contains(self, event_type: EventType) -> bool {
+        self.0 & 1 << event_type.index() != 0
     }
 }
 
@@ -389,6 +409,22 @@ mod tests {
         GenericDatumWriter::builder(schema)
             .build()?
             .write_value_to_vec(value)
+    }
+
+    #[test]
+    fn an_event_type_index_is_its_position_and_its_bit_in_a_set() {
+        for (position, event_type) in EventType::ALL.into_iter().enumerate() {
+            assert_eq!(event_type.index() as usize, position);
+            let alone = EventTypeSet::of([event_type]);
+            for other in EventType::ALL {
+                assert_eq!(alone.contains(other), other == event_type);
+                assert!(EventTypeSet::ALL.contains(other));
+            }
+        }
+        let two = EventTypeSet::of([EventType::Play, EventType::Purchase]);
+        assert!(two.contains(EventType::Play) && two.contains(EventType::Purchase));
+        assert!(!two.contains(EventType::Pause));
+        assert_eq!(EventTypeSet::of([]), EventTypeSet::of(std::iter::empty()));
     }
 
     fn from_avro_datum(

@@ -12,7 +12,7 @@ use super::aggregates::Value;
 use super::fold::{EventField, FoldError, Partial};
 use super::spec::{AggregateSpec, Pipeline};
 use super::{assign_into, AggregateState, SessionTracker, Window, WindowSpec};
-use crate::contracts::InteractionView;
+use crate::contracts::{EventType, EventTypeSet, InteractionView};
 
 /// What a batch did to one stored partial.
 #[derive(Debug, Clone, PartialEq)]
@@ -199,6 +199,12 @@ impl LiveAggregates {
 }
 
 impl LivePart<'_> {
+    /// The event types this aggregate's filter lets through: an event of another type
+    /// changes nothing here ([`LivePart::add`] skips it), so a caller may skip it first.
+    pub fn event_types(&self) -> EventTypeSet {
+        self.live.inputs.types
+    }
+
     /// Folds one on-time, distinct event into this aggregate.
     pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
         let LivePart { spec, live } = self;
@@ -392,18 +398,28 @@ impl LiveAggregate {
 /// field no event has, which matches nothing, aggregates nothing, groups as `null`).
 struct Inputs {
     filter: Vec<(Option<EventField>, String)>,
+    /// The event types the filter lets through (every type when it has no `event_type`).
+    types: EventTypeSet,
     field: Option<Option<EventField>>,
     group_by: Vec<Option<EventField>>,
 }
 
 impl Inputs {
     fn new(aggregate: &AggregateSpec) -> Self {
-        Inputs {
-            filter: aggregate
-                .filter
+        let filter: Vec<(Option<EventField>, String)> = aggregate
+            .filter
+            .iter()
+            .map(|(field, wanted)| (EventField::parse(field), wanted.clone()))
+            .collect();
+        let types = EventTypeSet::of(EventType::ALL.into_iter().filter(|t| {
+            filter
                 .iter()
-                .map(|(field, wanted)| (EventField::parse(field), wanted.clone()))
-                .collect(),
+                .filter(|(field, _)| *field == Some(EventField::EventType))
+                .all(|(_, wanted)| t.as_str() == wanted)
+        }));
+        Inputs {
+            filter,
+            types,
             field: aggregate.field.as_deref().map(EventField::parse),
             group_by: aggregate
                 .group_by
@@ -534,6 +550,35 @@ mod tests {
         rows.iter()
             .map(|(k, s)| (k.clone(), s.result(&Default::default())))
             .collect()
+    }
+
+    #[test]
+    fn an_aggregate_admits_the_event_types_its_filter_lets_through() {
+        let pipeline = Arc::new(
+            parse_pipeline(
+                Path::new("t.yaml"),
+                "name: t\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s}\naggregates:\n  - {name: all, window: {tumbling: 1m}, aggregate: count}\n  - {name: buys, window: {tumbling: 1m}, filter: {event_type: purchase}, aggregate: count}\n  - {name: web, window: {tumbling: 1m}, filter: {app: web}, aggregate: count}\n  - {name: none, window: {tumbling: 1m}, filter: {event_type: teleport}, aggregate: count}\n",
+            )
+            .unwrap(),
+        );
+        let mut live = LiveAggregates::new(pipeline);
+        let types: Vec<EventTypeSet> = live.parts_mut().map(|p| p.event_types()).collect();
+        assert_eq!(
+            types,
+            [
+                EventTypeSet::ALL,
+                EventTypeSet::of([EventType::Purchase]),
+                EventTypeSet::ALL,
+                EventTypeSet::of([]),
+            ]
+        );
+        // An event of a type outside the set changes nothing when folded anyway.
+        let mut parts: Vec<LivePart<'_>> = live.parts_mut().collect();
+        let click = event(EventType::Click, "a", 1_000, None);
+        parts[1].add(&click.view()).unwrap();
+        parts[3].add(&click.view()).unwrap();
+        drop(parts);
+        assert!(live.take_changes().is_empty());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::ProjectionDeltas;
-use crate::contracts::{EventType, InteractionView, PropertiesView};
+use crate::contracts::{EventType, EventTypeSet, InteractionView, PropertiesView};
 use crate::pipeline::{FoldError, LiveAggregates, PartialChange, Pipeline};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
@@ -134,34 +134,44 @@ impl BatchEvents {
 
     /// The events, in offset order.
     pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
-        self.kept.iter().map(move |e| {
-            let text = |i: usize| {
-                let from = if i == 0 { 0 } else { e.ends[i - 1] as usize };
-                self.text
-                    .get(e.start + from..e.start + e.ends[i] as usize)
-                    .unwrap_or_default()
-            };
-            let optional = |i: usize| (e.present & (1 << i) != 0).then(|| text(i));
-            FoldedEvent {
-                offset: e.offset,
-                event: InteractionView {
-                    event_id: text(0),
-                    event_type: e.event_type,
-                    user_id: text(1),
-                    session_id: text(2),
-                    item_id: optional(ITEM_ID),
-                    occurred_at: e.occurred_at,
-                    app: text(4),
-                    properties: PropertiesView::NotKept,
-                    value: e.value,
-                    platform: text(5),
-                    os_version: optional(OS_VERSION),
-                    app_version: optional(APP_VERSION),
-                },
-                ingested_at: e.ingested_at,
-                late: e.late,
-            }
-        })
+        self.kept.iter().map(|e| self.folded(e))
+    }
+
+    /// The on-time events of these types, in offset order (the others are never read).
+    pub fn on_time_of(&self, types: EventTypeSet) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
+        self.kept
+            .iter()
+            .filter(move |e| !e.late && types.contains(e.event_type))
+            .map(|e| self.folded(e))
+    }
+
+    fn folded<'s>(&'s self, e: &KeptEvent) -> FoldedEvent<'s> {
+        let text = |i: usize| {
+            let from = if i == 0 { 0 } else { e.ends[i - 1] as usize };
+            self.text
+                .get(e.start + from..e.start + e.ends[i] as usize)
+                .unwrap_or_default()
+        };
+        let optional = |i: usize| (e.present & (1 << i) != 0).then(|| text(i));
+        FoldedEvent {
+            offset: e.offset,
+            event: InteractionView {
+                event_id: text(0),
+                event_type: e.event_type,
+                user_id: text(1),
+                session_id: text(2),
+                item_id: optional(ITEM_ID),
+                occurred_at: e.occurred_at,
+                app: text(4),
+                properties: PropertiesView::NotKept,
+                value: e.value,
+                platform: text(5),
+                os_version: optional(OS_VERSION),
+                app_version: optional(APP_VERSION),
+            },
+            ingested_at: e.ingested_at,
+            late: e.late,
+        }
     }
 }
 
@@ -233,7 +243,15 @@ impl FoldBatch {
 
     /// The batch's events that fold into the windows (not late), in offset order.
     pub fn on_time(&self) -> impl Iterator<Item = InteractionView<'_>> + '_ {
-        self.events.iter().filter(|e| !e.late).map(|e| e.event)
+        self.on_time_of(EventTypeSet::ALL)
+    }
+
+    /// The batch's on-time events of these types, in offset order.
+    pub fn on_time_of(
+        &self,
+        types: EventTypeSet,
+    ) -> impl Iterator<Item = InteractionView<'_>> + '_ {
+        self.events.on_time_of(types).map(|e| e.event)
     }
 
     /// Once every on-time event is folded into `live` (by [`FoldBatch::fold_into`], or
@@ -414,6 +432,35 @@ mod tests {
             value: None,
             device: Default::default(),
         }
+    }
+
+    #[test]
+    fn on_time_events_of_some_types_are_the_on_time_events_filtered_by_type() {
+        let mut events = BatchEvents::default();
+        let types = [
+            EventType::Click,
+            EventType::Purchase,
+            EventType::PageView,
+            EventType::Purchase,
+            EventType::Play,
+        ];
+        for (offset, event_type) in types.into_iter().enumerate() {
+            let mut kept = event(offset as i64, 1_000 * offset as i64);
+            kept.event_type = event_type;
+            events.push(offset as i64, &kept.view(), None, offset == 3);
+        }
+        let offsets =
+            |set: EventTypeSet| events.on_time_of(set).map(|e| e.offset).collect::<Vec<_>>();
+        assert_eq!(offsets(EventTypeSet::ALL), [0, 1, 2, 4]);
+        assert_eq!(offsets(EventTypeSet::of([EventType::Purchase])), [1]);
+        assert_eq!(
+            offsets(EventTypeSet::of([EventType::Click, EventType::Play])),
+            [0, 4]
+        );
+        assert_eq!(offsets(EventTypeSet::of([])), Vec::<i64>::new());
+        let all: Vec<_> = events.iter().filter(|e| !e.late).collect();
+        let filtered: Vec<_> = events.on_time_of(EventTypeSet::ALL).collect();
+        assert_eq!(all, filtered);
     }
 
     #[test]

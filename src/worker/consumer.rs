@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::FutureExt;
+use futures::{FutureExt, StreamExt};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Message};
@@ -210,6 +210,9 @@ impl Worker {
         let mut pending = 0usize;
         let linger = Duration::from_millis(self.config.batch_linger_ms);
         let mut deadline: Option<Instant> = None;
+        // One stream for the worker's life: `recv` would register and drop a waker slot
+        // (two locks) for every record.
+        let mut stream = self.consumer.stream();
         loop {
             let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -225,8 +228,8 @@ impl Worker {
                     pending = 0;
                     deadline = None;
                 }
-                message = self.consumer.recv() => {
-                    let mut next = Some(message);
+                message = stream.next() => {
+                    let mut next = message;
                     let mut taken = 0u32;
                     // Take every record already fetched before going back to the select.
                     while let Some(message) = next {
@@ -270,9 +273,12 @@ impl Worker {
                         if look && shutdown.is_cancelled() {
                             break;
                         }
-                        // A long backlog never leaves this loop: give other tasks their turn.
-                        tokio::task::consume_budget().await;
-                        next = self.consumer.recv().now_or_never();
+                        // A long backlog never leaves this loop: give other tasks their turn
+                        // (a unit of the task's budget per look).
+                        if look {
+                            tokio::task::consume_budget().await;
+                        }
+                        next = stream.next().now_or_never().flatten();
                     }
                 }
             }
@@ -280,6 +286,7 @@ impl Worker {
         let unstoppable = CancellationToken::new();
         self.flush(&mut cursors, &mut in_flight, &unstoppable).await;
         self.settle_in_flight(&mut in_flight, &mut cursors).await;
+        drop(stream);
         self.consumer.unsubscribe();
         tracing::info!("Worker stopped: batches committed, group left.");
     }
@@ -716,9 +723,9 @@ fn fold_batches(
             Piece::Projections(batch, _) => (batch.events.len(), true),
         });
         let fold = |piece: Piece<'_>| match piece {
-            Piece::Aggregate(batch, mut part) => {
-                batch.on_time().try_for_each(|event| part.add(&event))
-            }
+            Piece::Aggregate(batch, mut part) => batch
+                .on_time_of(part.event_types())
+                .try_for_each(|event| part.add(&event)),
             Piece::Projections(batch, deltas) => {
                 *deltas = batch.projection_deltas();
                 Ok(())

@@ -25,27 +25,77 @@ pub const MAX_PRECISION: u8 = 18;
 /// A HyperLogLog sketch. Stored as JSON with its registers in base64: dense
 /// (`registers`: all `2^p` bytes) or, while at most a quarter of them are set, sparse
 /// (`sparse`: one big-endian `u32` per set register, `index << 8 | rank`, by index), so a
-/// small window's sketch stays a few hundred bytes.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+/// small window's sketch stays a few hundred bytes. In memory a sketch with few set
+/// registers holds only those ([`Registers::Sparse`]): most windows of a busy dashboard
+/// see few distinct items, and then cost neither `2^p` zeroed bytes nor a scan of them.
+#[derive(Debug, Clone, Deserialize)]
 #[serde(try_from = "HllRepr")]
 pub struct Hll {
     precision: u8,
-    registers: Vec<u8>,
+    registers: Registers,
 }
+
+/// The registers of an [`Hll`].
+#[derive(Debug, Clone)]
+enum Registers {
+    /// The set registers as `index << 8 | rank`, by index: at most [`Hll::sparse_limit`].
+    Sparse(Vec<u32>),
+    /// All `2^p` registers.
+    Dense(Vec<u8>),
+}
+
+/// The most set registers a sketch holds sparse in memory (an insert moves up to this
+/// many entries).
+const SPARSE_IN_MEMORY: usize = 1024;
+
+/// A set register as the sparse forms hold it.
+fn pack(index: usize, rank: u8) -> u32 {
+    ((index as u32) << 8) | u32::from(rank)
+}
+
+/// The register index of a packed entry.
+fn index_of(entry: u32) -> usize {
+    (entry >> 8) as usize
+}
+
+/// The rank of a packed entry.
+fn rank_of(entry: u32) -> u8 {
+    (entry & 0xff) as u8
+}
+
+/// Sketches are equal when every register is.
+impl PartialEq for Hll {
+    fn eq(&self, other: &Self) -> bool {
+        self.precision == other.precision
+            && match (&self.registers, &other.registers) {
+                (Registers::Sparse(mine), Registers::Sparse(theirs)) => mine == theirs,
+                _ => self.dense() == other.dense(),
+            }
+    }
+}
+
+impl Eq for Hll {}
 
 impl Hll {
     /// The set registers as `index << 8 | rank`, 4 bytes big-endian each, while at most a
     /// quarter are set (`None` beyond: dense is smaller). One pass that skips zero words.
     fn sparse(&self) -> Option<Vec<u8>> {
-        let limit = self.registers.len() / 4;
+        let registers = match &self.registers {
+            // A sparse sketch holds at most a sixteenth of its registers.
+            Registers::Sparse(entries) => {
+                return Some(entries.iter().flat_map(|e| e.to_be_bytes()).collect())
+            }
+            Registers::Dense(registers) => registers,
+        };
+        let limit = registers.len() / 4;
         let mut packed = Vec::new();
         let mut set = 0;
         let mut push = |index: usize, rank: u8, packed: &mut Vec<u8>| {
             set += 1;
-            packed.extend_from_slice(&(((index as u32) << 8) | u32::from(rank)).to_be_bytes());
+            packed.extend_from_slice(&pack(index, rank).to_be_bytes());
             set <= limit
         };
-        let words = self.registers.chunks_exact(8);
+        let words = registers.chunks_exact(8);
         let tail = words.remainder();
         for (word_index, word) in words.enumerate() {
             if word.iter().fold(0u8, |acc, &r| acc | r) == 0 {
@@ -57,13 +107,90 @@ impl Hll {
                 }
             }
         }
-        let base = self.registers.len() - tail.len();
+        let base = registers.len() - tail.len();
         for (offset, &rank) in tail.iter().enumerate() {
             if rank != 0 && !push(base + offset, rank, &mut packed) {
                 return None;
             }
         }
         Some(packed)
+    }
+
+    /// The number of registers, `2^p`.
+    fn size(&self) -> usize {
+        1 << self.precision
+    }
+
+    /// The most set registers this sketch holds sparse: a sixteenth of them, at most
+    /// [`SPARSE_IN_MEMORY`].
+    fn sparse_limit(&self) -> usize {
+        (self.size() / 16).min(SPARSE_IN_MEMORY)
+    }
+
+    /// Every register, zeros included.
+    fn dense(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.registers {
+            Registers::Dense(registers) => std::borrow::Cow::Borrowed(registers),
+            Registers::Sparse(entries) => {
+                let mut registers = vec![0u8; self.size()];
+                for &entry in entries {
+                    if let Some(register) = registers.get_mut(index_of(entry)) {
+                        *register = rank_of(entry);
+                    }
+                }
+                std::borrow::Cow::Owned(registers)
+            }
+        }
+    }
+
+    /// Holds every register from now on.
+    fn make_dense(&mut self) {
+        if let Registers::Sparse(_) = self.registers {
+            self.registers = Registers::Dense(self.dense().into_owned());
+        }
+    }
+
+    /// Holds the registers sparse when few are set.
+    fn compact(&mut self) {
+        let limit = self.sparse_limit();
+        if let Registers::Dense(registers) = &self.registers {
+            let set = registers.iter().filter(|&&r| r != 0).count();
+            if set <= limit {
+                let entries = registers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &rank)| rank != 0)
+                    .map(|(index, &rank)| pack(index, rank))
+                    .collect();
+                self.registers = Registers::Sparse(entries);
+            }
+        }
+    }
+
+    /// Raises register `index` to at least `rank`.
+    fn raise(&mut self, index: usize, rank: u8) {
+        let limit = self.sparse_limit();
+        match &mut self.registers {
+            Registers::Dense(registers) => {
+                if let Some(register) = registers.get_mut(index) {
+                    *register = (*register).max(rank);
+                }
+            }
+            Registers::Sparse(entries) => {
+                match entries.binary_search_by_key(&index, |&e| index_of(e)) {
+                    Ok(at) => {
+                        if rank_of(entries[at]) < rank {
+                            entries[at] = pack(index, rank);
+                        }
+                    }
+                    Err(at) if entries.len() < limit => entries.insert(at, pack(index, rank)),
+                    Err(_) => {
+                        self.make_dense();
+                        self.raise(index, rank);
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -79,7 +206,7 @@ impl Serialize for Hll {
                 out.serialize_field("sparse", &text)?;
             }
             None => {
-                let text = base64::engine::general_purpose::STANDARD.encode(&self.registers);
+                let text = base64::engine::general_purpose::STANDARD.encode(self.dense());
                 out.serialize_field("registers", &text)?;
             }
         }
@@ -115,7 +242,7 @@ impl TryFrom<HllRepr> for Hll {
     fn try_from(repr: HllRepr) -> Result<Self, Self::Error> {
         use base64::Engine;
         let mut hll = Hll::with_precision(repr.precision)?;
-        let size = hll.registers.len();
+        let size = hll.size();
         let max_rank = 64 - repr.precision + 1;
         let base64 = |text: &str| {
             base64::engine::general_purpose::STANDARD
@@ -162,7 +289,8 @@ impl TryFrom<HllRepr> for Hll {
                 repr.precision,
             )));
         }
-        hll.registers = registers;
+        hll.registers = Registers::Dense(registers);
+        hll.compact();
         Ok(hll)
     }
 }
@@ -178,7 +306,7 @@ impl Hll {
     pub fn new() -> Self {
         Hll {
             precision: DEFAULT_PRECISION,
-            registers: vec![0; 1 << DEFAULT_PRECISION],
+            registers: Registers::Sparse(Vec::new()),
         }
     }
 
@@ -192,7 +320,7 @@ impl Hll {
         }
         Ok(Hll {
             precision,
-            registers: vec![0; 1 << precision],
+            registers: Registers::Sparse(Vec::new()),
         })
     }
 
@@ -203,7 +331,7 @@ impl Hll {
 
     /// The expected relative standard error, `1.04 / sqrt(2^p)`.
     pub fn standard_error(&self) -> f64 {
-        1.04 / (self.registers.len() as f64).sqrt()
+        1.04 / (self.size() as f64).sqrt()
     }
 
     /// Adds an item (its bytes are hashed with [`hash64`]).
@@ -222,9 +350,7 @@ impl Hll {
         } else {
             rest.leading_zeros() + 1
         };
-        if let Some(register) = self.registers.get_mut(index) {
-            *register = (*register).max(rank as u8);
-        }
+        self.raise(index, rank as u8);
     }
 
     /// Takes the register-wise maximum with `other`.
@@ -238,8 +364,20 @@ impl Hll {
                 right: other.precision,
             });
         }
-        for (mine, theirs) in self.registers.iter_mut().zip(&other.registers) {
-            *mine = (*mine).max(*theirs);
+        match &other.registers {
+            Registers::Sparse(entries) => {
+                for &entry in entries {
+                    self.raise(index_of(entry), rank_of(entry));
+                }
+            }
+            Registers::Dense(theirs) => {
+                self.make_dense();
+                if let Registers::Dense(mine) = &mut self.registers {
+                    for (mine, theirs) in mine.iter_mut().zip(theirs) {
+                        *mine = (*mine).max(*theirs);
+                    }
+                }
+            }
         }
         Ok(())
     }
@@ -252,11 +390,18 @@ impl Hll {
     /// The estimated number of distinct items (Ertl's improved estimator).
     pub fn estimate(&self) -> f64 {
         let q = 64 - usize::from(self.precision);
-        let m = self.registers.len() as f64;
+        let m = self.size() as f64;
         let mut histogram = vec![0u32; q + 2];
-        for &register in &self.registers {
-            if let Some(bucket) = histogram.get_mut(usize::from(register)) {
+        let mut count_rank = |rank: u8| {
+            if let Some(bucket) = histogram.get_mut(usize::from(rank)) {
                 *bucket += 1;
+            }
+        };
+        match &self.registers {
+            Registers::Dense(registers) => registers.iter().for_each(|&r| count_rank(r)),
+            Registers::Sparse(entries) => {
+                entries.iter().for_each(|&e| count_rank(rank_of(e)));
+                histogram[0] += (self.size() - entries.len()) as u32;
             }
         }
         let count = |k: usize| f64::from(histogram.get(k).copied().unwrap_or(0));
@@ -309,6 +454,21 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+
+    /// Sets register `index` to `rank` (the sketch held dense).
+    fn set(hll: &mut Hll, index: usize, rank: u8) {
+        hll.make_dense();
+        if let Registers::Dense(registers) = &mut hll.registers {
+            registers[index] = rank;
+        }
+    }
+
+    /// The same sketch, held dense.
+    fn densified(hll: &Hll) -> Hll {
+        let mut dense = hll.clone();
+        dense.make_dense();
+        dense
+    }
 
     fn sketch_of(precision: u8, items: impl IntoIterator<Item = String>) -> Hll {
         let mut hll = Hll::with_precision(precision).unwrap();
@@ -399,22 +559,22 @@ mod tests {
             assert!(serde_json::from_str::<Hll>(bad).is_err(), "{bad}");
         }
         // Hash 0 reaches the largest rank, 64 − p + 1.
-        assert_eq!(a.registers[0], 55);
+        assert_eq!(a.dense()[0], 55);
     }
 
     #[test]
     fn small_sketches_are_stored_sparse_and_large_ones_dense() {
         let mut hll = Hll::with_precision(4).unwrap();
-        hll.registers[1] = 3;
-        hll.registers[15] = 1;
+        set(&mut hll, 1, 3);
+        set(&mut hll, 15, 1);
         // 0x00000103, 0x00000f01: index << 8 | rank.
         assert_eq!(
             serde_json::to_string(&hll).unwrap(),
             r#"{"precision":4,"sparse":"AAABAwAADwE="}"#
         );
-        hll.registers[2] = 1;
-        hll.registers[3] = 1;
-        hll.registers[4] = 1;
+        set(&mut hll, 2, 1);
+        set(&mut hll, 3, 1);
+        set(&mut hll, 4, 1);
         let dense = serde_json::to_string(&hll).unwrap();
         assert_eq!(
             dense,
@@ -445,6 +605,61 @@ mod tests {
             }
             let json = serde_json::to_string(&hll).unwrap();
             prop_assert_eq!(serde_json::from_str::<Hll>(&json).unwrap(), hll);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
+        /// A sketch held sparse (few registers set) is the sketch held dense: the same
+        /// registers as the definition (each the largest rank its hashes reached), the same
+        /// estimate and the same stored bytes, also once it outgrew the sparse form, and
+        /// merged with sketches held either way.
+        #[test]
+        fn sparse_sketches_equal_dense_ones(
+            hashes in prop::collection::vec(any::<u64>(), 0..1_500),
+            other in prop::collection::vec(any::<u64>(), 0..300),
+            p in 4u8..15,
+        ) {
+            let mut hll = Hll::with_precision(p).unwrap();
+            let mut reference = vec![0u8; 1 << p];
+            for &hash in &hashes {
+                hll.add_hash(hash);
+                let index = (hash >> (64 - u32::from(p))) as usize;
+                let rest = hash << p;
+                let rank = if rest == 0 { 64 - u32::from(p) + 1 } else { rest.leading_zeros() + 1 };
+                reference[index] = reference[index].max(rank as u8);
+            }
+            prop_assert_eq!(&*hll.dense(), &reference[..]);
+            let set = reference.iter().filter(|&&r| r != 0).count();
+            prop_assert_eq!(matches!(hll.registers, Registers::Sparse(_)), set <= hll.sparse_limit());
+            let dense = densified(&hll);
+            prop_assert_eq!(&hll, &dense);
+            prop_assert_eq!(hll.estimate().to_bits(), dense.estimate().to_bits());
+            let json = serde_json::to_string(&hll).unwrap();
+            prop_assert_eq!(&json, &serde_json::to_string(&dense).unwrap());
+            prop_assert_eq!(&serde_json::from_str::<Hll>(&json).unwrap(), &hll);
+
+            let mut small = Hll::with_precision(p).unwrap();
+            other.iter().for_each(|&h| small.add_hash(h));
+            let mut expected = dense.clone();
+            if let (Registers::Dense(into), from) = (&mut expected.registers, small.dense()) {
+                for (mine, theirs) in into.iter_mut().zip(from.iter()) {
+                    *mine = (*mine).max(*theirs);
+                }
+            }
+            for (left, right) in [
+                (hll.clone(), small.clone()),
+                (hll.clone(), densified(&small)),
+                (dense.clone(), small.clone()),
+                (small.clone(), hll.clone()),
+                (densified(&small), hll.clone()),
+            ] {
+                let mut merged = left;
+                merged.merge(&right).unwrap();
+                prop_assert_eq!(&*merged.dense(), &*expected.dense());
+                prop_assert_eq!(merged.estimate().to_bits(), expected.estimate().to_bits());
+            }
         }
     }
 
