@@ -469,6 +469,46 @@ mod tests {
     }
 
     proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+
+        /// Adds follow Space-Saving's rule exactly, checked against a scan of every
+        /// counter: a monitored key counts one more; a new key takes a free counter, or
+        /// the counter of the smallest count (smallest key among ties) with `count = min + 1`
+        /// and `error = min`.
+        #[test]
+        fn adds_follow_the_rule_of_a_scanning_reference(
+            keys in prop::collection::vec(0u8..40, 0..600),
+            capacity in 1usize..12,
+        ) {
+            let mut top = TopK::new(capacity).unwrap();
+            let mut reference: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+            for key in keys {
+                let key = format!("k{key}");
+                top.add(&key);
+                if let Some((count, _)) = reference.get_mut(&key) {
+                    *count += 1;
+                } else if reference.len() < capacity {
+                    reference.insert(key, (1, 0));
+                } else {
+                    let (evicted, (floor, _)) = reference
+                        .iter()
+                        .map(|(k, c)| (k.clone(), *c))
+                        .min_by(|a, b| a.1 .0.cmp(&b.1 .0).then_with(|| a.0.cmp(&b.0)))
+                        .unwrap();
+                    reference.remove(&evicted);
+                    reference.insert(key, (floor + 1, floor));
+                }
+                let summary: BTreeMap<String, (u64, u64)> = top
+                    .result()
+                    .into_iter()
+                    .map(|e| (e.key, (e.count, e.error)))
+                    .collect();
+                prop_assert_eq!(&summary, &reference);
+            }
+        }
+    }
+
+    proptest! {
         #![proptest_config(ProptestConfig::with_cases(64))]
 
         /// With at most `capacity` distinct keys the summary is exact, merged or not.
