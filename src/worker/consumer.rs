@@ -3,8 +3,8 @@
 //! reader schema, batches, and commits batches to the store; Kafka offsets are committed
 //! after the store, for monitoring only.
 
+use rustc_hash::FxHashMap as HashMap;
 use std::collections::hash_map::Entry;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -204,7 +204,7 @@ impl Worker {
     /// load each commit writes a row per user, item, session and partial once for more
     /// events.
     pub async fn run(self, shutdown: CancellationToken) {
-        let mut cursors: HashMap<i32, Cursor> = HashMap::new();
+        let mut cursors: HashMap<i32, Cursor> = HashMap::default();
         let mut in_flight: Option<InFlight> = None;
         let mut generation = self.context.generation();
         let mut pending = 0usize;
