@@ -72,6 +72,9 @@ impl EventType {
     }
 }
 
+// An `EventTypeSet` has a bit per type, 16 in all.
+const _: () = assert!(EventType::ALL.len() <= 16, "an EventTypeSet has 16 bits");
+
 /// A set of event types: a bit per type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventTypeSet(u16);

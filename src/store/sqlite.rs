@@ -205,7 +205,7 @@ impl SqliteStore {
         connection
             .pragma_update(None, "cache_size", -64 * 1024)
             .map_err(sqlite)?;
-        // Checkpoints copy the log's latest page versions into the file, within a commit:
+        // Checkpoints copy the log's latest page versions into the file, right after a commit:
         // every 10,000 pages (~40 MiB of log, SQLite's default is 1,000) a page that batch
         // after batch rewrites is copied once for ten times as many commits.
         connection

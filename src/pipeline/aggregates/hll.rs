@@ -1,6 +1,7 @@
 //! [`Hll`]: HyperLogLog distinct counting (`count_distinct`). The partial is `2^p` one-byte
-//! registers; merging takes the register-wise maximum, which is exactly the sketch of the
-//! union of the streams (invariant 4), so merged partitions equal one stream's sketch.
+//! registers (held sparse in memory while few are set); merging takes the register-wise
+//! maximum, which is exactly the sketch of the union of the streams (invariant 4), so merged
+//! partitions equal one stream's sketch.
 //!
 //! Items are hashed with XXH64 ([`hash64`]), identical on every platform and process. The
 //! estimate is Ertl's "improved" estimator (O. Ertl, *New cardinality estimation
