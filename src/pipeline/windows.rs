@@ -12,6 +12,9 @@
 //! Nothing here decides what happens to a late event (invariant 7 is the worker's job).
 
 use std::collections::BTreeMap;
+use std::hash::Hash;
+
+use rustc_hash::FxHashMap;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -365,15 +368,26 @@ impl SessionChange {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(bound(
     serialize = "K: Serialize + Ord",
-    deserialize = "K: Deserialize<'de> + Ord"
+    deserialize = "K: Deserialize<'de> + Ord + Hash"
 ))]
-pub struct SessionTracker<K> {
+pub struct SessionTracker<K: Eq + Hash> {
     gap_ms: u64,
-    /// Per key: session start → session end, disjoint and non-touching.
-    keys: BTreeMap<K, BTreeMap<i64, i64>>,
+    /// Per key: session start → session end, disjoint and non-touching. Hashed: every
+    /// event looks its key up (a tree took a string comparison per level); written
+    /// ordered by key.
+    #[serde(serialize_with = "ordered_by_key")]
+    keys: FxHashMap<K, BTreeMap<i64, i64>>,
 }
 
-impl<K: Ord + Clone> SessionTracker<K> {
+/// Writes a map ordered by key, so the same tracker always has the same bytes.
+fn ordered_by_key<K: Serialize + Ord, V: Serialize, S: serde::Serializer>(
+    map: &FxHashMap<K, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().collect::<BTreeMap<_, _>>())
+}
+
+impl<K: Ord + Clone + Hash> SessionTracker<K> {
     /// An empty tracker for sessions closing after `gap_ms` without events.
     ///
     /// # Errors
@@ -382,7 +396,7 @@ impl<K: Ord + Clone> SessionTracker<K> {
         WindowSpec::Session { gap_ms }.validate()?;
         Ok(SessionTracker {
             gap_ms,
-            keys: BTreeMap::new(),
+            keys: FxHashMap::default(),
         })
     }
 
@@ -459,6 +473,7 @@ impl<K: Ord + Clone> SessionTracker<K> {
             });
             !sessions.is_empty()
         });
+        closed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.start_ms.cmp(&b.1.start_ms)));
         closed
     }
 
@@ -487,7 +502,7 @@ impl<K: Ord + Clone> SessionTracker<K> {
     pub fn insert_borrowed<Q>(&mut self, key: &Q, ts_ms: i64) -> Result<SessionChange, WindowError>
     where
         K: std::borrow::Borrow<Q>,
-        Q: Ord + ToOwned<Owned = K> + ?Sized,
+        Q: Ord + Hash + ToOwned<Owned = K> + ?Sized,
     {
         let span = self.span(ts_ms)?;
         if let Some(sessions) = self.keys.get_mut(key) {
@@ -1046,6 +1061,28 @@ mod tests {
         let json = serde_json::to_string(&tracker).unwrap();
         let back: SessionTracker<String> = serde_json::from_str(&json).unwrap();
         assert_eq!(back.sessions(&"k".to_string()), vec![w(0, 35)]);
+    }
+
+    #[test]
+    fn a_tracker_is_written_and_closes_sessions_ordered_by_key() {
+        let mut tracker = SessionTracker::new(10).unwrap();
+        for (key, at) in [("c", 0), ("a", 5), ("b", 1), ("a", 100)] {
+            tracker.insert(key, at).unwrap();
+        }
+        assert_eq!(
+            serde_json::to_string(&tracker).unwrap(),
+            r#"{"gap_ms":10,"keys":{"a":{"5":15,"100":110},"b":{"1":11},"c":{"0":10}}}"#
+        );
+        assert_eq!(
+            tracker.close_final(Some(200), 0),
+            vec![
+                ("a", w(5, 15)),
+                ("a", w(100, 110)),
+                ("b", w(1, 11)),
+                ("c", w(0, 10))
+            ]
+        );
+        assert!(tracker.is_empty());
     }
 
     /// Sort a key's timestamps and cut where consecutive events are `gap` or more apart.
