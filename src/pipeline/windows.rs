@@ -473,7 +473,7 @@ impl<K: Ord + Clone + Hash> SessionTracker<K> {
             });
             !sessions.is_empty()
         });
-        closed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.start_ms.cmp(&b.1.start_ms)));
+        closed.sort_unstable();
         closed
     }
 

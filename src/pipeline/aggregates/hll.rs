@@ -54,6 +54,24 @@ fn pack(index: usize, rank: u8) -> u32 {
     ((index as u32) << 8) | u32::from(rank)
 }
 
+/// The set registers of `registers` packed, by index, while there are at most `limit`
+/// (`None` beyond). One pass that skips zero words.
+fn packed_at_most(registers: &[u8], limit: usize) -> Option<Vec<u32>> {
+    let mut entries = Vec::new();
+    for (word_index, word) in registers.chunks(8).enumerate() {
+        if word.iter().fold(0u8, |acc, &r| acc | r) == 0 {
+            continue;
+        }
+        for (offset, &rank) in word.iter().enumerate().filter(|(_, &rank)| rank != 0) {
+            if entries.len() == limit {
+                return None;
+            }
+            entries.push(pack(word_index * 8 + offset, rank));
+        }
+    }
+    Some(entries)
+}
+
 /// The register index of a packed entry.
 fn index_of(entry: u32) -> usize {
     (entry >> 8) as usize
@@ -79,42 +97,16 @@ impl Eq for Hll {}
 
 impl Hll {
     /// The set registers as `index << 8 | rank`, 4 bytes big-endian each, while at most a
-    /// quarter are set (`None` beyond: dense is smaller). One pass that skips zero words.
+    /// quarter are set (`None` beyond: dense is smaller).
     fn sparse(&self) -> Option<Vec<u8>> {
-        let registers = match &self.registers {
+        let bytes = |entries: &[u32]| entries.iter().flat_map(|e| e.to_be_bytes()).collect();
+        match &self.registers {
             // A sparse sketch holds at most a sixteenth of its registers.
-            Registers::Sparse(entries) => {
-                return Some(entries.iter().flat_map(|e| e.to_be_bytes()).collect())
-            }
-            Registers::Dense(registers) => registers,
-        };
-        let limit = registers.len() / 4;
-        let mut packed = Vec::new();
-        let mut set = 0;
-        let mut push = |index: usize, rank: u8, packed: &mut Vec<u8>| {
-            set += 1;
-            packed.extend_from_slice(&pack(index, rank).to_be_bytes());
-            set <= limit
-        };
-        let words = registers.chunks_exact(8);
-        let tail = words.remainder();
-        for (word_index, word) in words.enumerate() {
-            if word.iter().fold(0u8, |acc, &r| acc | r) == 0 {
-                continue;
-            }
-            for (offset, &rank) in word.iter().enumerate() {
-                if rank != 0 && !push(word_index * 8 + offset, rank, &mut packed) {
-                    return None;
-                }
+            Registers::Sparse(entries) => Some(bytes(entries)),
+            Registers::Dense(registers) => {
+                packed_at_most(registers, registers.len() / 4).map(|e| bytes(&e))
             }
         }
-        let base = registers.len() - tail.len();
-        for (offset, &rank) in tail.iter().enumerate() {
-            if rank != 0 && !push(base + offset, rank, &mut packed) {
-                return None;
-            }
-        }
-        Some(packed)
     }
 
     /// The number of registers, `2^p`.
@@ -153,16 +145,8 @@ impl Hll {
 
     /// Holds the registers sparse when few are set.
     fn compact(&mut self) {
-        let limit = self.sparse_limit();
         if let Registers::Dense(registers) = &self.registers {
-            let set = registers.iter().filter(|&&r| r != 0).count();
-            if set <= limit {
-                let entries = registers
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, &rank)| rank != 0)
-                    .map(|(index, &rank)| pack(index, rank))
-                    .collect();
+            if let Some(entries) = packed_at_most(registers, self.sparse_limit()) {
                 self.registers = Registers::Sparse(entries);
             }
         }
