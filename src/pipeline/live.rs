@@ -11,7 +11,7 @@ use std::sync::Arc;
 use super::aggregates::Value;
 use super::fold::{EventField, FoldError, Partial};
 use super::spec::{AggregateSpec, Pipeline};
-use super::{assign_into, AggregateState, SessionTracker, Window, WindowSpec};
+use super::{AggregateState, SessionTracker, Window, WindowError, WindowGrid, WindowSpec};
 use crate::contracts::{EventType, EventTypeSet, InteractionView};
 
 /// What a batch did to one stored partial.
@@ -69,6 +69,8 @@ pub struct LiveAggregates {
 struct LiveAggregate {
     /// Its fields resolved once.
     inputs: Inputs,
+    /// A tumbling or hopping aggregate's windows (a session aggregate's error, never used).
+    grid: Result<WindowGrid, WindowError>,
     /// Tumbling and hopping partials: window → group → state.
     windowed: HashMap<Window, HashMap<String, LiveState>>,
     /// A session aggregate's sessions (`None` for tumbling and hopping ones).
@@ -211,6 +213,7 @@ impl LivePart<'_> {
         let aggregate = *spec;
         let LiveAggregate {
             inputs,
+            grid,
             windowed,
             sessions,
             session_states,
@@ -294,11 +297,13 @@ impl LivePart<'_> {
                 ));
             }
             None => {
-                assign_into(&aggregate.window, event.occurred_at, windows).map_err(|source| {
-                    FoldError::Window {
-                        aggregate: aggregate.name.clone(),
-                        source,
-                    }
+                match grid {
+                    Ok(grid) => grid.assign_into(event.occurred_at, windows),
+                    Err(error) => Err(error.clone()),
+                }
+                .map_err(|source| FoldError::Window {
+                    aggregate: aggregate.name.clone(),
+                    source,
                 })?;
                 for window in windows.iter() {
                     let groups = windowed.entry(*window).or_default();
@@ -327,6 +332,7 @@ impl LiveAggregate {
         };
         LiveAggregate {
             inputs: Inputs::new(spec),
+            grid: WindowGrid::of(&spec.window),
             windowed: HashMap::default(),
             sessions,
             session_states: HashMap::default(),

@@ -21,5 +21,5 @@ pub use spec::{
 };
 pub use windows::{
     assign, assign_into, combined, last_window, window_is_final, SessionChange, SessionTracker,
-    Watermark, Window, WindowError, WindowSpec, WindowSpecError,
+    Watermark, Window, WindowError, WindowGrid, WindowSpec, WindowSpecError,
 };

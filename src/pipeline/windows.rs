@@ -245,21 +245,73 @@ pub fn assign_into(
     windows: &mut Vec<Window>,
 ) -> Result<(), WindowError> {
     windows.clear();
-    let (size, hop) = size_and_hop(spec)?;
-    let ts = i128::from(ts_ms);
-    let mut start = ts.div_euclid(hop) * hop;
-    while start > ts - size {
-        match window_in_range(start, start + size, ts_ms) {
-            Ok(window) => windows.push(window),
-            Err(error) => {
-                windows.clear();
-                return Err(error);
+    WindowGrid::of(spec)?.assign_into(ts_ms, windows)
+}
+
+/// A valid tumbling or hopping spec's grid of windows, checked once, for a caller that
+/// assigns many events to the same spec's windows (a live aggregate, per event).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowGrid {
+    size_ms: i64,
+    hop_ms: i64,
+}
+
+impl WindowGrid {
+    /// The grid of a tumbling or hopping spec.
+    ///
+    /// # Errors
+    /// [`WindowError::Spec`] for an invalid spec, [`WindowError::SessionSpec`] for a
+    /// session spec.
+    pub fn of(spec: &WindowSpec) -> Result<Self, WindowError> {
+        let (size, hop) = size_and_hop(spec)?;
+        // A valid spec's durations are at most `MAX_DURATION_MS`, which is `i64::MAX`.
+        Ok(WindowGrid {
+            size_ms: i64::try_from(size).unwrap_or(i64::MAX),
+            hop_ms: i64::try_from(hop).unwrap_or(i64::MAX),
+        })
+    }
+
+    /// As [`assign_into`]: the windows holding `ts_ms`, earliest first, into `windows`
+    /// (cleared first; left empty on error).
+    ///
+    /// # Errors
+    /// [`WindowError::OutOfRange`] when a window would end beyond the timestamp range.
+    pub fn assign_into(&self, ts_ms: i64, windows: &mut Vec<Window>) -> Result<(), WindowError> {
+        windows.clear();
+        let WindowGrid { size_ms, hop_ms } = *self;
+        // In i64 when the earliest start and the latest end fit it, as they do for any
+        // real event time; else in i128, which tells which bound is out of range.
+        // `last` lies in (ts − hop, ts] and hop ≤ size, so it fits when ts − size does.
+        if let Some(earliest) = ts_ms.checked_sub(size_ms) {
+            let last = ts_ms.div_euclid(hop_ms) * hop_ms;
+            if last.checked_add(size_ms).is_some() {
+                let mut start = Some(last);
+                while let Some(at) = start.filter(|at| *at > earliest) {
+                    windows.push(Window {
+                        start_ms: at,
+                        end_ms: at + size_ms,
+                    });
+                    start = at.checked_sub(hop_ms);
+                }
+                windows.reverse();
+                return Ok(());
             }
         }
-        start -= hop;
+        let (size, hop, ts) = (i128::from(size_ms), i128::from(hop_ms), i128::from(ts_ms));
+        let mut start = ts.div_euclid(hop) * hop;
+        while start > ts - size {
+            match window_in_range(start, start + size, ts_ms) {
+                Ok(window) => windows.push(window),
+                Err(error) => {
+                    windows.clear();
+                    return Err(error);
+                }
+            }
+            start -= hop;
+        }
+        windows.reverse();
+        Ok(())
     }
-    windows.reverse();
-    Ok(())
 }
 
 /// The latest-ending window [`assign`] gives for `ts_ms` (`None` when it gives none), with the
@@ -926,6 +978,60 @@ mod tests {
             .map(|k| w(k * hop, k * hop + size))
             .filter(|win| win.contains(ts))
             .collect()
+    }
+
+    /// The windows of `ts`, computed wholly in i128 (the grid's reference).
+    fn windows_in_i128(size: i64, hop: i64, ts: i64) -> Result<Vec<Window>, WindowError> {
+        let (size, hop, ts128) = (i128::from(size), i128::from(hop), i128::from(ts));
+        let first = (ts128 - size).div_euclid(hop) * hop + hop;
+        let mut windows = Vec::new();
+        let mut start = first;
+        while start <= ts128 {
+            match (i64::try_from(start), i64::try_from(start + size)) {
+                (Ok(start_ms), Ok(end_ms)) => windows.push(w(start_ms, end_ms)),
+                _ => return Err(WindowError::OutOfRange { ts_ms: ts }),
+            }
+            start += hop;
+        }
+        Ok(windows)
+    }
+
+    /// Timestamps anywhere, and many near the ends of the range.
+    fn any_time() -> impl Strategy<Value = i64> {
+        prop_oneof![
+            any::<i64>(),
+            i64::MIN..i64::MIN + 100_000,
+            i64::MAX - 100_000..=i64::MAX,
+            -100_000i64..100_000,
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(1024))]
+
+        #[test]
+        fn the_grid_assigns_as_i128_arithmetic(
+            hop in prop_oneof![1i64..100, 1i64..=i64::MAX],
+            windows in 1i64..=8,
+            extra in 0i64..100,
+            ts in any_time(),
+        ) {
+            let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
+            let spec = WindowSpec::Hopping { size_ms: size as u64, hop_ms: hop as u64 };
+            let grid = WindowGrid::of(&spec).unwrap();
+            let mut got = vec![w(1, 2)];
+            let result = grid.assign_into(ts, &mut got);
+            match windows_in_i128(size, hop, ts) {
+                Ok(expected) => {
+                    prop_assert_eq!(result, Ok(()));
+                    prop_assert_eq!(got, expected);
+                }
+                Err(error) => {
+                    prop_assert_eq!(result, Err(error));
+                    prop_assert!(got.is_empty());
+                }
+            }
+        }
     }
 
     proptest! {
