@@ -287,6 +287,7 @@ async fn worker_in(
 
     // Worker: decode + every aggregate + store commit, until the store accounts for all.
     let readiness = Readiness::default();
+    let cpu_before = process_cpu_secs();
     let built_at = Instant::now();
     let worker = Worker::build_reporting(
         &kafka,
@@ -338,6 +339,7 @@ async fn worker_in(
     };
     token.cancel();
     running.await?;
+    let worker_cpu = cpu_since(cpu_before);
     let raw_second = raw_consume(&kafka, topic, count).await?;
 
     // Accounting and the aggregate partials written.
@@ -402,6 +404,18 @@ async fn worker_in(
         worker_rate_assigned / raw_rate_assigned,
         worker_rate / raw_rate
     );
+    let per_event = |secs: Option<f64>| secs.map(|s| s * 1e9 / count as f64);
+    let raw_cpu = [raw_first, raw_second]
+        .iter()
+        .filter_map(|run| per_event(run.cpu_secs))
+        .reduce(f64::min);
+    match (raw_cpu, per_event(worker_cpu)) {
+        (Some(raw), Some(worker)) => println!(
+            "  CPU of this process per event (user + system; the broker's not included): raw {raw:.0} ns (the lesser run), worker {worker:.0} ns (build to stop); raw / worker {:.3}",
+            raw / worker
+        ),
+        _ => println!("  CPU per event: not measured (no /proc/self/stat)"),
+    }
     let rows: u64 = partials.iter().map(|(_, rows, _)| rows).sum();
     let state_bytes: u64 = partials.iter().map(|(_, _, bytes)| bytes).sum();
     println!(
@@ -463,6 +477,8 @@ struct RawConsume {
     assigned_secs: f64,
     /// First record to the last record.
     read_secs: f64,
+    /// CPU time this process spent on it (user + system), when the platform tells.
+    cpu_secs: Option<f64>,
 }
 
 impl RawConsume {
@@ -503,6 +519,7 @@ async fn raw_consume(
     count: usize,
 ) -> anyhow::Result<RawConsume> {
     let group = format!("bench-raw-{}", Uuid::new_v4().simple());
+    let cpu_before = process_cpu_secs();
     let consumer: StreamConsumer<AssignedAt> = kafka
         .consumer(&group)
         .create_with_context(AssignedAt::default())?;
@@ -530,12 +547,32 @@ async fn raw_consume(
         .unwrap_or(first)
         .min(first);
     consumer.unsubscribe();
+    drop(consumer);
     Ok(RawConsume {
         records,
         join_secs: (assigned - started).as_secs_f64(),
         assigned_secs: (last - assigned).as_secs_f64(),
         read_secs: (last - first).as_secs_f64(),
+        cpu_secs: cpu_since(cpu_before),
     })
+}
+
+/// This process's CPU time so far (user + system, every thread, living or ended), in
+/// seconds: fields 14 and 15 of `/proc/self/stat`, in Linux's fixed 100 ticks per second.
+/// `None` where there is no such file.
+fn process_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let mut fields = after_name.split_whitespace().skip(11);
+    let utime: u64 = fields.next()?.parse().ok()?;
+    let stime: u64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) as f64 / 100.0)
+}
+
+/// CPU seconds since `before` (from [`process_cpu_secs`]).
+fn cpu_since(before: Option<f64>) -> Option<f64> {
+    Some(process_cpu_secs()? - before?)
 }
 
 /// Messages the raw produce keeps awaiting at once.
