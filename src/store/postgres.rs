@@ -300,8 +300,14 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
         )
         .await?;
     let projections = batch.projections();
-    try_join_all(projections.event_counts.iter().map(|((user, kind), n)| {
-        let kind = kind.as_str();
+    let rows = projections.event_counts.iter().flat_map(|(user, by_type)| {
+        EventType::ALL
+            .into_iter()
+            .zip(by_type)
+            .filter(|(_, n)| **n > 0)
+            .map(move |(kind, n)| (user, kind.as_str(), n))
+    });
+    try_join_all(rows.map(|(user, kind, n)| {
         let count = &count;
         async move { tx.execute(count, &[user, &kind, n]).await }
     }))

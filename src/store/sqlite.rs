@@ -165,7 +165,88 @@ INSERT INTO session_profiles_by_key
 DROP TABLE session_profiles;
 ALTER TABLE session_profiles_by_key RENAME TO session_profiles;
 "#,
+    // A user's event counts in one row, a column per type (`EventType::ALL`, in its order):
+    // a batch upserts a row per user instead of one per user and type. A symbol this build
+    // does not know was read as `unknown`, and is counted there.
+    r#"
+CREATE TABLE user_type_counts (
+    user_id TEXT NOT NULL PRIMARY KEY,
+    unknown INTEGER NOT NULL DEFAULT 0,
+    page_view INTEGER NOT NULL DEFAULT 0,
+    click INTEGER NOT NULL DEFAULT 0,
+    play INTEGER NOT NULL DEFAULT 0,
+    pause INTEGER NOT NULL DEFAULT 0,
+    skip INTEGER NOT NULL DEFAULT 0,
+    search INTEGER NOT NULL DEFAULT 0,
+    add_to_cart INTEGER NOT NULL DEFAULT 0,
+    purchase INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+INSERT INTO user_type_counts
+    SELECT user_id,
+        sum(CASE WHEN event_type IN ('page_view', 'click', 'play', 'pause', 'skip', 'search',
+            'add_to_cart', 'purchase') THEN 0 ELSE count END),
+        sum(CASE event_type WHEN 'page_view' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'click' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'play' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'pause' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'skip' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'search' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'add_to_cart' THEN count ELSE 0 END),
+        sum(CASE event_type WHEN 'purchase' THEN count ELSE 0 END)
+    FROM user_event_counts GROUP BY user_id;
+DROP TABLE user_event_counts;
+ALTER TABLE user_type_counts RENAME TO user_event_counts;
+"#,
 ];
+
+/// The statements on `user_event_counts`, built once from [`EventType::ALL`]: a column per
+/// type, named by its symbol, in its order.
+struct EventCountSql {
+    /// Adds a user's counts (`?1` the user, then one per type).
+    upsert: String,
+    /// A user's counts.
+    of_user: String,
+    /// Every user with its counts.
+    all: String,
+}
+
+fn event_count_sql() -> &'static EventCountSql {
+    static SQL: std::sync::LazyLock<EventCountSql> = std::sync::LazyLock::new(|| {
+        let columns: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        let list = columns.join(", ");
+        let values: Vec<String> = (2..=columns.len() + 1).map(|i| format!("?{i}")).collect();
+        let sums: Vec<String> = columns
+            .iter()
+            .map(|c| format!("{c} = {c} + excluded.{c}"))
+            .collect();
+        EventCountSql {
+            upsert: format!(
+                "INSERT INTO user_event_counts (user_id, {list}) VALUES (?1, {})
+                 ON CONFLICT (user_id) DO UPDATE SET {}",
+                values.join(", "),
+                sums.join(", ")
+            ),
+            of_user: format!("SELECT {list} FROM user_event_counts WHERE user_id = ?1"),
+            all: format!("SELECT user_id, {list} FROM user_event_counts"),
+        }
+    });
+    &SQL
+}
+
+/// The non-zero counts of a `user_event_counts` row whose type columns start at `first`.
+fn counts_of_row(
+    row: &rusqlite::Row<'_>,
+    first: usize,
+) -> rusqlite::Result<BTreeMap<EventType, u64>> {
+    let mut counts = BTreeMap::new();
+    for (i, kind) in EventType::ALL.into_iter().enumerate() {
+        let count: i64 = row.get(first + i)?;
+        if count > 0 {
+            counts.insert(kind, count as u64);
+        }
+    }
+    Ok(counts)
+}
 
 /// The migration that keeps duplicate-detection ids as hashes per batch; the ids of the
 /// older per-event table are carried over (hashed) as one batch per partition.
@@ -241,19 +322,11 @@ impl SqliteStore {
     ) -> Result<BTreeMap<EventType, u64>, StoreError> {
         let user_id = user_id.to_owned();
         self.with(move |c| {
-            let mut statement = c.prepare_cached(
-                "SELECT event_type, count FROM user_event_counts WHERE user_id = ?1",
-            )?;
-            let rows = statement.query_map([user_id], |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-            })?;
-            let mut counts = BTreeMap::new();
-            for row in rows {
-                let (symbol, count) = row?;
-                let kind = EventType::from_symbol(&symbol).unwrap_or(EventType::Unknown);
-                *counts.entry(kind).or_insert(0) += count as u64;
-            }
-            Ok(counts)
+            let counts = c
+                .prepare_cached(&event_count_sql().of_user)?
+                .query_row([user_id], |row| counts_of_row(row, 0))
+                .optional()?;
+            Ok(counts.unwrap_or_default())
         })
         .await
     }
@@ -263,22 +336,11 @@ impl SqliteStore {
         &self,
     ) -> Result<BTreeMap<String, BTreeMap<EventType, u64>>, StoreError> {
         self.with(|c| {
-            let mut statement =
-                c.prepare_cached("SELECT user_id, event_type, count FROM user_event_counts")?;
+            let mut statement = c.prepare_cached(&event_count_sql().all)?;
             let rows = statement.query_map([], |row| {
-                Ok((
-                    row.get::<_, String>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, i64>(2)?,
-                ))
+                Ok((row.get::<_, String>(0)?, counts_of_row(row, 1)?))
             })?;
-            let mut all: BTreeMap<String, BTreeMap<EventType, u64>> = BTreeMap::new();
-            for row in rows {
-                let (user, symbol, count) = row?;
-                let kind = EventType::from_symbol(&symbol).unwrap_or(EventType::Unknown);
-                *all.entry(user).or_default().entry(kind).or_insert(0) += count as u64;
-            }
-            Ok(all)
+            rows.collect()
         })
         .await
     }
@@ -515,13 +577,14 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
     }
     let late = batch.events.iter().filter(|e| e.late).count() as i64;
     let folded = batch.events.len() as i64 - late;
-    let mut count = tx.prepare_cached(
-        "INSERT INTO user_event_counts (user_id, event_type, count) VALUES (?1, ?2, ?3)
-         ON CONFLICT (user_id, event_type) DO UPDATE SET count = count + excluded.count",
-    )?;
+    let mut count = tx.prepare_cached(&event_count_sql().upsert)?;
     let projections = batch.projections();
-    for ((user, kind), n) in &projections.event_counts {
-        count.execute(params![user, kind.as_str(), n])?;
+    for (user, by_type) in &projections.event_counts {
+        count.raw_bind_parameter(1, user)?;
+        for (i, n) in by_type.iter().enumerate() {
+            count.raw_bind_parameter(i + 2, n)?;
+        }
+        count.raw_execute()?;
     }
     if let Some(pipeline) = &batch.pipeline {
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials)?;
@@ -825,5 +888,64 @@ impl ReadStore for SqliteStore {
 
     async fn session_profiles(&self, pipeline: &str) -> Result<Vec<SessionProfile>, StoreError> {
         SqliteStore::session_profiles(self, pipeline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_counts_table_has_a_column_per_event_type_in_its_order() {
+        let folder = tempfile::tempdir().unwrap();
+        let _store = SqliteStore::open(&folder.path().join("s.db")).unwrap();
+        let connection = Connection::open(folder.path().join("s.db")).unwrap();
+        let mut statement = connection
+            .prepare("SELECT name FROM pragma_table_info('user_event_counts') ORDER BY cid")
+            .unwrap();
+        let columns: Vec<String> = statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let mut expected = vec!["user_id".to_owned()];
+        expected.extend(EventType::ALL.iter().map(|t| t.as_str().to_owned()));
+        assert_eq!(columns, expected);
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_previous_version_keeps_its_event_counts() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("old.db");
+        {
+            let connection = Connection::open(&path).unwrap();
+            let previous = MIGRATIONS.len() - 1;
+            for migration in &MIGRATIONS[..previous] {
+                connection.execute_batch(migration).unwrap();
+            }
+            connection
+                .pragma_update(None, "user_version", previous as i64)
+                .unwrap();
+            connection
+                .execute_batch(
+                    "INSERT INTO user_event_counts (user_id, event_type, count) VALUES
+                        ('u1', 'page_view', 3), ('u1', 'click', 2), ('u1', 'unknown', 1),
+                        ('u1', 'a_later_type', 4), ('u2', 'purchase', 7);",
+                )
+                .unwrap();
+        }
+        let store = SqliteStore::open(&path).unwrap();
+        let u1 = BTreeMap::from([
+            (EventType::Unknown, 5),
+            (EventType::PageView, 3),
+            (EventType::Click, 2),
+        ]);
+        let u2 = BTreeMap::from([(EventType::Purchase, 7)]);
+        assert_eq!(store.user_event_counts("u1").await.unwrap(), u1);
+        assert_eq!(store.user_event_counts("nobody").await.unwrap(), BTreeMap::new());
+        assert_eq!(
+            store.all_user_event_counts().await.unwrap(),
+            BTreeMap::from([("u1".to_owned(), u1), ("u2".to_owned(), u2)])
+        );
     }
 }

@@ -44,8 +44,8 @@ pub struct SessionDelta {
 /// windowed), each list sorted by key.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ProjectionDeltas {
-    /// Events per user and type, always kept.
-    pub event_counts: Vec<((String, EventType), i64)>,
+    /// Per user, its events of each type (in [`EventType::ALL`]'s order), always kept.
+    pub event_counts: Vec<(String, [i64; EventType::ALL.len()])>,
     /// Per user, when the pipeline keeps a user projection.
     pub users: Vec<(String, UserDelta)>,
     /// Per item: views, clicks, add-to-carts, purchases, when it keeps an item projection.
@@ -118,17 +118,7 @@ impl ProjectionDeltas {
                 s.4 |= e.event_type == EventType::Purchase;
             }
         }
-        let mut event_counts: Vec<((String, EventType), i64)> = users
-            .iter()
-            .flat_map(|(user, totals)| {
-                EventType::ALL
-                    .into_iter()
-                    .zip(totals.by_type)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(kind, n)| (((*user).to_owned(), kind), n))
-            })
-            .collect();
-        event_counts.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let event_counts = sorted(users.iter().map(|(user, totals)| (*user, totals.by_type)));
         let users = if keeps(ProjectionKind::User) {
             sorted(users.into_iter().map(|(user, u)| {
                 (
