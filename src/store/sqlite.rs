@@ -942,7 +942,10 @@ mod tests {
         ]);
         let u2 = BTreeMap::from([(EventType::Purchase, 7)]);
         assert_eq!(store.user_event_counts("u1").await.unwrap(), u1);
-        assert_eq!(store.user_event_counts("nobody").await.unwrap(), BTreeMap::new());
+        assert_eq!(
+            store.user_event_counts("nobody").await.unwrap(),
+            BTreeMap::new()
+        );
         assert_eq!(
             store.all_user_event_counts().await.unwrap(),
             BTreeMap::from([("u1".to_owned(), u1), ("u2".to_owned(), u2)])
