@@ -4,6 +4,7 @@
 //! implementations: the embedded default, SQLite in WAL mode (no server needed), and
 //! PostgreSQL for several workers and query replicas.
 
+mod checkpoint;
 mod config;
 mod error;
 mod link;

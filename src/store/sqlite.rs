@@ -10,6 +10,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use crate::contracts::EventType;
 use crate::pipeline::{AggregateState, Partial, PartialChange, Pipeline, Window};
+use crate::store::checkpoint::Checkpoints;
 use crate::store::read::merge_partials;
 use crate::store::{
     AggregateRow, ItemProfile, PartitionStatus, ReadStore, SessionProfile, StoreError, UserProfile,
@@ -256,6 +257,7 @@ const SEEN_BATCHES_MIGRATION: usize = 5;
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
+    checkpoints: Checkpoints,
     path: String,
 }
 
@@ -286,18 +288,25 @@ impl SqliteStore {
         connection
             .pragma_update(None, "cache_size", -64 * 1024)
             .map_err(sqlite)?;
-        // Checkpoints copy the log's latest page versions into the file, right after a commit:
-        // every 10,000 pages (~40 MiB of log, SQLite's default is 1,000) a page that batch
-        // after batch rewrites is copied once for ten times as many commits.
+        // Checkpoints copy the log's latest page versions into the file. A thread of the
+        // store's own does it after commits, at most once a second (a page that batch after
+        // batch rewrites is copied once for all of them), so a commit never waits for one;
+        // the writer checkpoints itself only past 100,000 pages (~400 MiB of log), should
+        // the thread fall behind.
         connection
-            .pragma_update(None, "wal_autocheckpoint", 10_000)
+            .pragma_update(None, "wal_autocheckpoint", 100_000)
             .map_err(sqlite)?;
         connection
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
         migrate(&mut connection).map_err(sqlite)?;
+        let checkpoints = Checkpoints::start(path).map_err(|source| StoreError::Checkpoints {
+            path: label.clone(),
+            source,
+        })?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
+            checkpoints,
             path: label,
         })
     }
@@ -825,17 +834,20 @@ impl FoldStore for SqliteStore {
         &self,
         batches: Arc<Vec<FoldBatch>>,
     ) -> Result<Vec<CommitOutcome>, FoldStoreError> {
-        self.with(move |c| {
-            let tx = c.transaction()?;
-            let outcomes = batches
-                .iter()
-                .map(|batch| apply_batch(&tx, batch))
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            tx.commit()?;
-            Ok(outcomes)
-        })
-        .await
-        .map_err(|e| FoldStoreError(Box::new(e)))
+        let outcomes = self
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let outcomes = batches
+                    .iter()
+                    .map(|batch| apply_batch(&tx, batch))
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                tx.commit()?;
+                Ok(outcomes)
+            })
+            .await
+            .map_err(|e| FoldStoreError(Box::new(e)))?;
+        self.checkpoints.after_commit();
+        Ok(outcomes)
     }
 }
 
