@@ -7,7 +7,7 @@ use super::spec::{AggregateSpec, Pipeline};
 use super::{
     last_window, window_is_final, AggregateError, AggregateState, Window, WindowError, WindowSpec,
 };
-use crate::contracts::{Interaction, InteractionView};
+use crate::contracts::{EventType, Interaction, InteractionView};
 
 /// One aggregate's partial for one window and group, as a batch contributes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +43,32 @@ pub enum FoldError {
         #[source]
         source: AggregateError,
     },
+}
+
+/// An event as an aggregate reads it: its time and type, and a field when asked for. A
+/// decoded event answers from its view; a worker's batch answers from its text buffer,
+/// slicing only the fields an aggregate reads.
+pub trait FoldInput {
+    /// `occurred_at` (ms).
+    fn occurred_at(&self) -> i64;
+    /// `event_type`.
+    fn event_type(&self) -> EventType;
+    /// This field (`None` when the event lacks it).
+    fn field(&self, field: EventField) -> Option<Value<'_>>;
+}
+
+impl FoldInput for InteractionView<'_> {
+    fn occurred_at(&self) -> i64 {
+        self.occurred_at
+    }
+
+    fn event_type(&self) -> EventType {
+        self.event_type
+    }
+
+    fn field(&self, field: EventField) -> Option<Value<'_>> {
+        field.value(self)
+    }
 }
 
 /// A field of an event as an aggregate input (`None` when absent or unknown).

@@ -9,10 +9,10 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 
 use super::aggregates::Value;
-use super::fold::{EventField, FoldError, Partial};
+use super::fold::{EventField, FoldError, FoldInput, Partial};
 use super::spec::{AggregateSpec, Pipeline};
 use super::{AggregateState, SessionTracker, Window, WindowError, WindowGrid, WindowSpec};
-use crate::contracts::{EventType, EventTypeSet, InteractionView};
+use crate::contracts::{EventType, EventTypeSet};
 
 /// What a batch did to one stored partial.
 #[derive(Debug, Clone, PartialEq)]
@@ -141,7 +141,7 @@ impl LiveAggregates {
     }
 
     /// Folds one on-time, distinct event into every aggregate.
-    pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
+    pub fn add(&mut self, event: &impl FoldInput) -> Result<(), FoldError> {
         self.parts_mut().try_for_each(|mut part| part.add(event))
     }
 
@@ -208,7 +208,7 @@ impl LivePart<'_> {
     }
 
     /// Folds one on-time, distinct event into this aggregate.
-    pub fn add(&mut self, event: &InteractionView<'_>) -> Result<(), FoldError> {
+    pub fn add(&mut self, event: &impl FoldInput) -> Result<(), FoldError> {
         let LivePart { spec, live } = self;
         let aggregate = *spec;
         let LiveAggregate {
@@ -231,7 +231,7 @@ impl LivePart<'_> {
         match sessions {
             Some(tracker) => {
                 let change = tracker
-                    .insert_borrowed(group.as_str(), event.occurred_at)
+                    .insert_borrowed(group.as_str(), event.occurred_at())
                     .map_err(|source| FoldError::Window {
                         aggregate: aggregate.name.clone(),
                         source,
@@ -298,7 +298,7 @@ impl LivePart<'_> {
             }
             None => {
                 match grid {
-                    Ok(grid) => grid.assign_into(event.occurred_at, windows),
+                    Ok(grid) => grid.assign_into(event.occurred_at(), windows),
                     Err(error) => Err(error.clone()),
                 }
                 .map_err(|source| FoldError::Window {
@@ -455,10 +455,10 @@ impl Inputs {
     /// values) written into `group`.
     fn contribution<'e>(
         &self,
-        event: &InteractionView<'e>,
+        event: &'e impl FoldInput,
         group: &mut String,
     ) -> Option<Option<Value<'e>>> {
-        let value_of = |field: Option<EventField>| field.and_then(|f| f.value(event));
+        let value_of = |field: Option<EventField>| field.and_then(|f| event.field(f));
         let passes = self
             .filter
             .iter()
@@ -472,7 +472,7 @@ impl Inputs {
         };
         group.clear();
         if let Some(keys) = &self.type_keys {
-            group.push_str(&keys[event.event_type.index() as usize]);
+            group.push_str(&keys[event.event_type().index() as usize]);
             return Some(value);
         }
         group.push('[');

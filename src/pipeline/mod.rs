@@ -14,7 +14,7 @@ pub mod windows;
 pub use aggregates::{
     AggregateError, AggregateKind, AggregateParams, AggregateResult, AggregateState,
 };
-pub use fold::{field_value, EventField, FoldError, Partial};
+pub use fold::{field_value, EventField, FoldError, FoldInput, Partial};
 pub use live::{LiveAggregates, LivePart, PartialChange};
 pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,

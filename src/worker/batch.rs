@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 use super::ProjectionDeltas;
 use crate::contracts::{EventType, EventTypeSet, InteractionView, PropertiesView};
-use crate::pipeline::{FoldError, LiveAggregates, PartialChange, Pipeline};
+use crate::pipeline::aggregates::Value;
+use crate::pipeline::{EventField, FoldError, FoldInput, LiveAggregates, PartialChange, Pipeline};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -61,7 +62,12 @@ struct KeptEvent {
 /// The strings a batch keeps, in their order in the text: event_id, user_id, session_id,
 /// item_id, app, platform, os_version, app_version.
 const STRINGS: usize = 8;
+const EVENT_ID: usize = 0;
+const USER_ID: usize = 1;
+const SESSION_ID: usize = 2;
 const ITEM_ID: usize = 3;
+const APP: usize = 4;
+const PLATFORM: usize = 5;
 const OS_VERSION: usize = 6;
 const APP_VERSION: usize = 7;
 
@@ -134,44 +140,97 @@ impl BatchEvents {
 
     /// The events, in offset order.
     pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
-        self.kept.iter().map(|e| self.folded(e))
+        self.kept.iter().map(|kept| self.view(kept).folded())
     }
 
-    /// The on-time events of these types, in offset order (the others are never read).
-    pub fn on_time_of(&self, types: EventTypeSet) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
+    /// The on-time events of these types, in offset order, read in place (the others are
+    /// never read).
+    pub fn on_time_of(&self, types: EventTypeSet) -> impl Iterator<Item = KeptView<'_>> + '_ {
         self.kept
             .iter()
             .filter(move |e| !e.late && types.contains(e.event_type))
-            .map(|e| self.folded(e))
+            .map(|kept| self.view(kept))
     }
 
-    fn folded<'s>(&'s self, e: &KeptEvent) -> FoldedEvent<'s> {
-        let text = |i: usize| {
-            let from = if i == 0 { 0 } else { e.ends[i - 1] as usize };
-            self.text
-                .get(e.start + from..e.start + e.ends[i] as usize)
-                .unwrap_or_default()
-        };
-        let optional = |i: usize| (e.present & (1 << i) != 0).then(|| text(i));
+    fn view<'s>(&'s self, kept: &'s KeptEvent) -> KeptView<'s> {
+        KeptView {
+            text: &self.text,
+            kept,
+        }
+    }
+}
+
+/// A kept event, read in place: as a [`FoldInput`] it slices only the strings an aggregate
+/// asks for, so each of a batch's aggregates reads what it folds, not the whole event.
+#[derive(Debug, Clone, Copy)]
+pub struct KeptView<'a> {
+    text: &'a str,
+    kept: &'a KeptEvent,
+}
+
+impl<'a> KeptView<'a> {
+    /// The event, with where it came from.
+    pub fn folded(self) -> FoldedEvent<'a> {
+        let e = self.kept;
         FoldedEvent {
             offset: e.offset,
             event: InteractionView {
-                event_id: text(0),
+                event_id: self.text(EVENT_ID),
                 event_type: e.event_type,
-                user_id: text(1),
-                session_id: text(2),
-                item_id: optional(ITEM_ID),
+                user_id: self.text(USER_ID),
+                session_id: self.text(SESSION_ID),
+                item_id: self.optional(ITEM_ID),
                 occurred_at: e.occurred_at,
-                app: text(4),
+                app: self.text(APP),
                 properties: PropertiesView::NotKept,
                 value: e.value,
-                platform: text(5),
-                os_version: optional(OS_VERSION),
-                app_version: optional(APP_VERSION),
+                platform: self.text(PLATFORM),
+                os_version: self.optional(OS_VERSION),
+                app_version: self.optional(APP_VERSION),
             },
             ingested_at: e.ingested_at,
             late: e.late,
         }
+    }
+
+    /// String `i` (see [`STRINGS`]).
+    fn text(self, i: usize) -> &'a str {
+        let e = self.kept;
+        let from = if i == 0 { 0 } else { e.ends[i - 1] as usize };
+        self.text
+            .get(e.start + from..e.start + e.ends[i] as usize)
+            .unwrap_or_default()
+    }
+
+    /// Optional string `i`.
+    fn optional(self, i: usize) -> Option<&'a str> {
+        (self.kept.present & (1 << i) != 0).then(|| self.text(i))
+    }
+}
+
+impl FoldInput for KeptView<'_> {
+    fn occurred_at(&self) -> i64 {
+        self.kept.occurred_at
+    }
+
+    fn event_type(&self) -> EventType {
+        self.kept.event_type
+    }
+
+    fn field(&self, field: EventField) -> Option<Value<'_>> {
+        Some(match field {
+            EventField::EventId => Value::Text(self.text(EVENT_ID)),
+            EventField::EventType => Value::Text(self.kept.event_type.as_str()),
+            EventField::UserId => Value::Text(self.text(USER_ID)),
+            EventField::SessionId => Value::Text(self.text(SESSION_ID)),
+            EventField::ItemId => Value::Text(self.optional(ITEM_ID)?),
+            EventField::OccurredAt => Value::Number(self.kept.occurred_at as f64),
+            EventField::App => Value::Text(self.text(APP)),
+            EventField::Value => Value::Number(self.kept.value?),
+            EventField::DevicePlatform => Value::Text(self.text(PLATFORM)),
+            EventField::DeviceOsVersion => Value::Text(self.optional(OS_VERSION)?),
+            EventField::DeviceAppVersion => Value::Text(self.optional(APP_VERSION)?),
+        })
     }
 }
 
@@ -242,16 +301,13 @@ impl FoldBatch {
     }
 
     /// The batch's events that fold into the windows (not late), in offset order.
-    pub fn on_time(&self) -> impl Iterator<Item = InteractionView<'_>> + '_ {
+    pub fn on_time(&self) -> impl Iterator<Item = KeptView<'_>> + '_ {
         self.on_time_of(EventTypeSet::ALL)
     }
 
     /// The batch's on-time events of these types, in offset order.
-    pub fn on_time_of(
-        &self,
-        types: EventTypeSet,
-    ) -> impl Iterator<Item = InteractionView<'_>> + '_ {
-        self.events.on_time_of(types).map(|e| e.event)
+    pub fn on_time_of(&self, types: EventTypeSet) -> impl Iterator<Item = KeptView<'_>> + '_ {
+        self.events.on_time_of(types)
     }
 
     /// Once every on-time event is folded into `live` (by [`FoldBatch::fold_into`], or
@@ -449,8 +505,12 @@ mod tests {
             kept.event_type = event_type;
             events.push(offset as i64, &kept.view(), None, offset == 3);
         }
-        let offsets =
-            |set: EventTypeSet| events.on_time_of(set).map(|e| e.offset).collect::<Vec<_>>();
+        let offsets = |set: EventTypeSet| {
+            events
+                .on_time_of(set)
+                .map(|e| e.folded().offset)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(offsets(EventTypeSet::ALL), [0, 1, 2, 4]);
         assert_eq!(offsets(EventTypeSet::of([EventType::Purchase])), [1]);
         assert_eq!(
@@ -459,7 +519,10 @@ mod tests {
         );
         assert_eq!(offsets(EventTypeSet::of([])), Vec::<i64>::new());
         let all: Vec<_> = events.iter().filter(|e| !e.late).collect();
-        let filtered: Vec<_> = events.on_time_of(EventTypeSet::ALL).collect();
+        let filtered: Vec<_> = events
+            .on_time_of(EventTypeSet::ALL)
+            .map(KeptView::folded)
+            .collect();
         assert_eq!(all, filtered);
     }
 

@@ -14,7 +14,7 @@ mod dedup;
 mod port;
 mod projection;
 
-pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, Outcome};
+pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, KeptView, Outcome};
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};
 pub use dedup::{decode_hashes, encode_hashes, event_id_hash, DedupWindow};
