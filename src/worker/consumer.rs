@@ -93,6 +93,12 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// the shutdown token (the token takes a lock): 64 records take well under a millisecond.
 const LOOK_EVERY: u32 = 64;
 
+/// A backlog's first batches ramp up: the first is cut once it holds this fraction of
+/// `batch_max_events` and the store is free, each next one at twice the one before, until
+/// they are full. So the commit's threads start folding a backlog at once instead of idling
+/// while a full first batch is read, and in a long backlog every batch is still full.
+const EARLY_CUT_FRACTION: usize = 8;
+
 /// In a backlog a batch is cut when full, or once it has waited this many lingers (and the
 /// store is free): records that are slow to handle (a late event's copy or a dead letter
 /// waits for the producer's acknowledgement) do not hold a batch open for long. A full
@@ -199,8 +205,9 @@ impl Worker {
     /// A batch's store commit overlaps the reading of the next batch, and the store paces
     /// the batches (group commit): a batch is cut once `batch_linger_ms` passed, the
     /// previous commit is done and the loop has read every record fetched so far, or when
-    /// it holds `batch_max_events` (then after that commit), or in a backlog once it waited
-    /// [`BACKLOG_LINGERS`] lingers. While the store is busy the next batch grows, so under
+    /// it holds `batch_max_events` (then after that commit), or in a backlog once it holds
+    /// [`EARLY_CUT_FRACTION`] of that and the store is free, or once it waited
+    /// [`BACKLOG_LINGERS`] lingers (and the store is free). While the store is busy the next batch grows, so under
     /// load each commit writes a row per user, item, session and partial once for more
     /// events.
     pub async fn run(self, shutdown: CancellationToken) {
@@ -213,6 +220,8 @@ impl Worker {
         // One stream for the worker's life: `recv` would register and drop a waker slot
         // (two locks) for every record.
         let mut stream = self.consumer.stream();
+        let first_cut = (self.config.batch_max_events / EARLY_CUT_FRACTION).max(1);
+        let mut early_cut = first_cut;
         loop {
             let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -227,6 +236,7 @@ impl Worker {
                     self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
                     deadline = None;
+                    early_cut = first_cut;
                 }
                 message = stream.next() => {
                     let mut next = message;
@@ -248,6 +258,7 @@ impl Worker {
                             cursors.clear();
                             pending = 0;
                             deadline = None;
+                            early_cut = first_cut;
                             generation = self.context.generation();
                         }
                         if self.handle(&message, &mut cursors, &shutdown).await {
@@ -261,14 +272,20 @@ impl Worker {
                         // then waits for the store if it is still busy, or until it waited
                         // a few lingers; once the fold loop has caught up, the linger's
                         // branch of the select cuts it.
-                        let overdue = look
-                            && in_flight.is_none()
+                        let store_free = look && in_flight.is_none();
+                        let overdue = store_free
                             && deadline
                                 .is_some_and(|at| at + linger * BACKLOG_LINGERS <= Instant::now());
-                        if pending >= self.config.batch_max_events || overdue {
+                        if pending >= self.config.batch_max_events
+                            || overdue
+                            || (store_free && pending >= early_cut)
+                        {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;
+                            early_cut = early_cut
+                                .saturating_mul(2)
+                                .min(self.config.batch_max_events);
                         }
                         if look && shutdown.is_cancelled() {
                             break;
@@ -562,6 +579,7 @@ impl Worker {
         let store = self.store.clone();
         let shutdown = shutdown.clone();
         *in_flight = Some(tokio::spawn(async move {
+            let cut = Instant::now();
             let folded = tokio::task::spawn_blocking(move || {
                 let folded = fold_batches(&mut batches, &mut lives);
                 (batches, lives, folded)
@@ -579,6 +597,11 @@ impl Worker {
                     if outcomes.is_some() {
                         metrics::histogram!(names::STORE_COMMIT_SECONDS)
                             .record(started.elapsed().as_secs_f64());
+                        tracing::debug!(
+                            fold_ms = (started - cut).as_millis() as u64,
+                            store_ms = started.elapsed().as_millis() as u64,
+                            "Batch committed."
+                        );
                     }
                     outcomes
                 }
