@@ -69,13 +69,13 @@ pub struct LiveAggregates {
 struct LiveAggregate {
     /// Its fields resolved once.
     inputs: Inputs,
-    /// A tumbling or hopping aggregate's windows (a session aggregate's error, never used).
-    grid: Result<WindowGrid, WindowError>,
+    /// How its events find their windows (an invalid spec's error: specs are checked when
+    /// the pipeline is loaded, so it is never taken).
+    windowing: Result<Windowing, WindowError>,
     /// Tumbling and hopping partials: window → group → state.
     windowed: HashMap<Window, HashMap<String, LiveState>>,
-    /// A session aggregate's sessions (`None` for tumbling and hopping ones).
-    sessions: Option<SessionTracker<String>>,
-    /// Per group, the state of each of its sessions (a few: those not final yet).
+    /// A session aggregate's partials: per group, the state of each of its sessions (a
+    /// few: those not final yet).
     session_states: HashMap<String, Vec<(Window, LiveState)>>,
     /// Sessions merged into others since the last [`LiveAggregates::take_changes`].
     removed: Vec<(Window, String)>,
@@ -83,6 +83,14 @@ struct LiveAggregate {
     group: String,
     /// Reused to assign windows.
     windows: Vec<Window>,
+}
+
+/// How an aggregate's events find their windows.
+enum Windowing {
+    /// Tumbling or hopping windows, on their grid.
+    Grid(WindowGrid),
+    /// Sessions per group, closed by an inactivity gap.
+    Sessions(SessionTracker<String>),
 }
 
 /// One aggregate of a partition, ready to fold events apart from the others.
@@ -213,9 +221,8 @@ impl LivePart<'_> {
         let aggregate = *spec;
         let LiveAggregate {
             inputs,
-            grid,
+            windowing,
             windowed,
-            sessions,
             session_states,
             removed,
             group,
@@ -228,8 +235,12 @@ impl LivePart<'_> {
             aggregate: aggregate.name.clone(),
             source,
         };
-        match sessions {
-            Some(tracker) => {
+        let windowing = windowing.as_mut().map_err(|error| FoldError::Window {
+            aggregate: aggregate.name.clone(),
+            source: error.clone(),
+        })?;
+        match windowing {
+            Windowing::Sessions(tracker) => {
                 let change = tracker
                     .insert_borrowed(group.as_str(), event.occurred_at())
                     .map_err(|source| FoldError::Window {
@@ -296,15 +307,12 @@ impl LivePart<'_> {
                     },
                 ));
             }
-            None => {
-                match grid {
-                    Ok(grid) => grid.assign_into(event.occurred_at(), windows),
-                    Err(error) => Err(error.clone()),
-                }
-                .map_err(|source| FoldError::Window {
-                    aggregate: aggregate.name.clone(),
-                    source,
-                })?;
+            Windowing::Grid(grid) => {
+                grid.assign_into(event.occurred_at(), windows)
+                    .map_err(|source| FoldError::Window {
+                        aggregate: aggregate.name.clone(),
+                        source,
+                    })?;
                 for window in windows.iter() {
                     let groups = windowed.entry(*window).or_default();
                     let live = match groups.get_mut(group.as_str()) {
@@ -325,16 +333,16 @@ impl LivePart<'_> {
 
 impl LiveAggregate {
     fn new(spec: &AggregateSpec) -> Self {
-        let sessions = match spec.window {
-            // Session gaps were checked when the pipeline was loaded.
-            WindowSpec::Session { gap_ms } => SessionTracker::new(gap_ms).ok(),
-            _ => None,
+        let windowing = match spec.window {
+            WindowSpec::Session { gap_ms } => SessionTracker::new(gap_ms)
+                .map(Windowing::Sessions)
+                .map_err(WindowError::from),
+            _ => WindowGrid::of(&spec.window).map(Windowing::Grid),
         };
         LiveAggregate {
             inputs: Inputs::new(spec),
-            grid: WindowGrid::of(&spec.window),
+            windowing,
             windowed: HashMap::default(),
-            sessions,
             session_states: HashMap::default(),
             removed: Vec::new(),
             group: String::new(),
@@ -343,14 +351,14 @@ impl LiveAggregate {
     }
 
     fn restore(&mut self, partial: Partial) {
-        match &mut self.sessions {
-            Some(tracker) => {
+        match &mut self.windowing {
+            Ok(Windowing::Sessions(tracker)) => {
                 tracker.restore(partial.group.clone(), partial.window);
                 let held = self.session_states.entry(partial.group).or_default();
                 held.retain(|(window, _)| *window != partial.window);
                 held.push((partial.window, LiveState::stored(partial.state)));
             }
-            None => {
+            Ok(Windowing::Grid(_)) | Err(_) => {
                 self.windowed
                     .entry(partial.window)
                     .or_default()
@@ -385,7 +393,7 @@ impl LiveAggregate {
 
     fn evict(&mut self, bound: i64) {
         self.windowed.retain(|window, _| window.end_ms > bound);
-        if let Some(tracker) = &mut self.sessions {
+        if let Ok(Windowing::Sessions(tracker)) = &mut self.windowing {
             tracker.close_final(Some(bound), 0);
         }
         self.session_states.retain(|_, held| {
@@ -408,8 +416,6 @@ struct Inputs {
     types: EventTypeSet,
     field: Option<Option<EventField>>,
     group_by: Vec<Option<EventField>>,
-    /// When the group is the event type alone: each type's group key, by its index.
-    type_keys: Option<Vec<String>>,
 }
 
 impl Inputs {
@@ -430,23 +436,11 @@ impl Inputs {
             .iter()
             .map(|f| EventField::parse(f))
             .collect();
-        let type_keys = (group_by == [Some(EventField::EventType)]).then(|| {
-            EventType::ALL
-                .iter()
-                .map(|t| {
-                    let mut key = String::from("[");
-                    push_json_string(&mut key, t.as_str());
-                    key.push(']');
-                    key
-                })
-                .collect()
-        });
         Inputs {
             filter,
             types,
             field: aggregate.field.as_deref().map(EventField::parse),
             group_by,
-            type_keys,
         }
     }
 
@@ -471,14 +465,17 @@ impl Inputs {
             None => None,
         };
         group.clear();
-        if let Some(keys) = &self.type_keys {
-            group.push_str(&keys[event.event_type().index() as usize]);
-            return Some(value);
-        }
         group.push('[');
         for (i, field) in self.group_by.iter().enumerate() {
             if i > 0 {
                 group.push(',');
+            }
+            if *field == Some(EventField::EventType) {
+                // An Avro enum symbol ([A-Za-z_][A-Za-z0-9_]*): nothing to escape.
+                group.push('"');
+                group.push_str(event.event_type().as_str());
+                group.push('"');
+                continue;
             }
             match value_of(*field) {
                 None => group.push_str("null"),
@@ -578,24 +575,24 @@ mod tests {
     }
 
     #[test]
-    fn a_group_of_the_event_type_alone_has_the_key_of_any_group() {
+    fn a_group_key_is_the_json_array_of_its_values() {
         let pipeline = parse_pipeline(
             Path::new("t.yaml"),
-            "name: t\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s}\naggregates:\n  - {name: by_type, window: {tumbling: 1m}, group_by: [event_type], aggregate: count}\n  - {name: by_both, window: {tumbling: 1m}, group_by: [event_type, app], aggregate: count}\n",
+            "name: t\nsource: {topic: t, reader_schema: interaction/v2.avsc}\nevent_time: {field: occurred_at, watermark_delay: 5s, grace: 30s}\naggregates:\n  - {name: by_type, window: {tumbling: 1m}, group_by: [event_type], aggregate: count}\n  - {name: by_three, window: {tumbling: 1m}, group_by: [user_id, event_type, value], aggregate: count}\n",
         )
         .unwrap();
         let by_type = Inputs::new(&pipeline.aggregates[0]);
-        assert!(by_type.type_keys.is_some());
-        let mut general = Inputs::new(&pipeline.aggregates[1]);
-        assert!(general.type_keys.is_none());
-        general.group_by.truncate(1);
+        let by_three = Inputs::new(&pipeline.aggregates[1]);
         for kind in EventType::ALL {
-            let event = event(kind, "a", 1_000, None);
-            let (mut fast, mut slow) = (String::new(), String::new());
-            by_type.contribution(&event.view(), &mut fast).unwrap();
-            general.contribution(&event.view(), &mut slow).unwrap();
-            assert_eq!(fast, slow);
-            assert_eq!(fast, format!("[\"{}\"]", kind.as_str()));
+            let event = event(kind, "a\"\\é", 1_000, Some(2.5));
+            let (mut one, mut three) = (String::new(), String::new());
+            by_type.contribution(&event.view(), &mut one).unwrap();
+            by_three.contribution(&event.view(), &mut three).unwrap();
+            assert_eq!(one, serde_json::json!([kind.as_str()]).to_string());
+            let expected = serde_json::json!(["a\"\\é", kind.as_str(), "2.5"]).to_string();
+            assert_eq!(three, expected);
+            let parsed: Vec<String> = serde_json::from_str(&three).unwrap();
+            assert_eq!(parsed, ["a\"\\é", kind.as_str(), "2.5"]);
         }
     }
 
