@@ -9,7 +9,9 @@ use std::sync::Arc;
 use super::ProjectionDeltas;
 use crate::contracts::{EventType, EventTypeSet, InteractionView, PropertiesView};
 use crate::pipeline::aggregates::Value;
-use crate::pipeline::{EventField, FoldError, FoldInput, LiveAggregates, PartialChange, Pipeline};
+use crate::pipeline::{
+    EventField, FoldError, FoldInput, LiveAggregates, LivePart, PartialChange, Pipeline,
+};
 
 /// What became of one record read from Kafka (invariant 7: these add up to what was read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -273,12 +275,13 @@ pub struct FoldBatch {
 }
 
 impl FoldBatch {
-    /// Folds the batch's on-time events into its partition's live partials, in offset
-    /// order, and keeps the partials they changed and its projection deltas to store with
-    /// the batch; then drops from memory what no on-time event can change any more.
+    /// Folds the batch's on-time events into its partition's live partials, aggregate by
+    /// aggregate as the worker's commit threads do (each event in offset order), and keeps
+    /// the partials they changed and its projection deltas to store with the batch; then
+    /// drops from memory what no on-time event can change any more.
     pub fn fold_into(&mut self, live: &mut LiveAggregates) -> Result<(), FoldError> {
-        for event in self.on_time() {
-            live.add(&event)?;
+        for mut part in live.parts_mut() {
+            self.fold_part(&mut part)?;
         }
         self.keep_changes(live);
         self.projections = Some(self.projection_deltas());
@@ -300,9 +303,11 @@ impl FoldBatch {
         }
     }
 
-    /// The batch's events that fold into the windows (not late), in offset order.
-    pub fn on_time(&self) -> impl Iterator<Item = KeptView<'_>> + '_ {
-        self.on_time_of(EventTypeSet::ALL)
+    /// Folds the batch's on-time events into one aggregate of its partition, in offset
+    /// order (only those of the types its filter lets through are read).
+    pub fn fold_part(&self, part: &mut LivePart<'_>) -> Result<(), FoldError> {
+        self.on_time_of(part.event_types())
+            .try_for_each(|event| part.add(&event))
     }
 
     /// The batch's on-time events of these types, in offset order.

@@ -748,9 +748,7 @@ fn fold_batches(
             Piece::Projections(batch, _) => (batch.events.len(), true),
         });
         let fold = |piece: Piece<'_>| match piece {
-            Piece::Aggregate(batch, mut part) => batch
-                .on_time_of(part.event_types())
-                .try_for_each(|event| part.add(&event)),
+            Piece::Aggregate(batch, mut part) => batch.fold_part(&mut part),
             Piece::Projections(batch, deltas) => {
                 *deltas = batch.projection_deltas();
                 Ok(())
