@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::context::WorkerContext;
 use super::dead_letter::{self, DeadLetter};
+use super::ramp::BatchRamp;
 use super::{
     event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore,
     ProjectionDeltas, WorkerConfig,
@@ -93,14 +94,8 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 /// the shutdown token (the token takes a lock): 64 records take well under a millisecond.
 const LOOK_EVERY: u32 = 64;
 
-/// A backlog's first batches ramp up: the first is cut once it holds this fraction of
-/// `batch_max_events` and the store is free, each next one at twice the one before, until
-/// they are full. So the commit's threads start folding a backlog at once instead of idling
-/// while a full first batch is read, and in a long backlog every batch is still full.
-const EARLY_CUT_FRACTION: usize = 8;
-
-/// In a backlog a batch is cut when full, or once it has waited this many lingers (and the
-/// store is free): records that are slow to handle (a late event's copy or a dead letter
+/// In a backlog a batch is cut when full, when its [`BatchRamp`] says so (and the store is
+/// free), or once it has waited this many lingers (and the store is free): records that are slow to handle (a late event's copy or a dead letter
 /// waits for the producer's acknowledgement) do not hold a batch open for long. A full
 /// batch of on-time events takes a fraction of that.
 const BACKLOG_LINGERS: u32 = 20;
@@ -206,10 +201,10 @@ impl Worker {
     /// the batches (group commit): a batch is cut once `batch_linger_ms` passed, the
     /// previous commit is done and the loop has read every record fetched so far, or when
     /// it holds `batch_max_events` (then after that commit), or in a backlog once it holds
-    /// [`EARLY_CUT_FRACTION`] of that and the store is free, or once it waited
-    /// [`BACKLOG_LINGERS`] lingers (and the store is free). While the store is busy the next batch grows, so under
-    /// load each commit writes a row per user, item, session and partial once for more
-    /// events.
+    /// as much as its [`BatchRamp`] asks and the store is free, or once it waited
+    /// [`BACKLOG_LINGERS`] lingers (and the store is free). While the store is busy the next
+    /// batch grows, so under load each commit writes a row per user, item, session and
+    /// partial once for more events.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut cursors: HashMap<i32, Cursor> = HashMap::default();
         let mut in_flight: Option<InFlight> = None;
@@ -220,8 +215,7 @@ impl Worker {
         // One stream for the worker's life: `recv` would register and drop a waker slot
         // (two locks) for every record.
         let mut stream = self.consumer.stream();
-        let first_cut = (self.config.batch_max_events / EARLY_CUT_FRACTION).max(1);
-        let mut early_cut = first_cut;
+        let mut ramp = BatchRamp::new(self.config.batch_max_events);
         loop {
             let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -236,7 +230,7 @@ impl Worker {
                     self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                     pending = 0;
                     deadline = None;
-                    early_cut = first_cut;
+                    ramp.restart();
                 }
                 message = stream.next() => {
                     let mut next = message;
@@ -258,7 +252,7 @@ impl Worker {
                             cursors.clear();
                             pending = 0;
                             deadline = None;
-                            early_cut = first_cut;
+                            ramp.restart();
                             generation = self.context.generation();
                         }
                         if self.handle(&message, &mut cursors, &shutdown).await {
@@ -268,24 +262,23 @@ impl Worker {
                         if look && in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
                             self.settle_in_flight(&mut in_flight, &mut cursors).await;
                         }
-                        // While records keep coming (a backlog) the batch grows until full,
-                        // then waits for the store if it is still busy, or until it waited
-                        // a few lingers; once the fold loop has caught up, the linger's
-                        // branch of the select cuts it.
+                        // While records keep coming (a backlog) the batch grows until the
+                        // ramp's size with the store free, or until full (then it waits for
+                        // the store if still busy), or until it waited a few lingers; once
+                        // the fold loop has caught up, the linger's branch of the select
+                        // cuts it.
                         let store_free = look && in_flight.is_none();
                         let overdue = store_free
                             && deadline
                                 .is_some_and(|at| at + linger * BACKLOG_LINGERS <= Instant::now());
                         if pending >= self.config.batch_max_events
                             || overdue
-                            || (store_free && pending >= early_cut)
+                            || (store_free && ramp.due(pending))
                         {
                             self.flush(&mut cursors, &mut in_flight, &shutdown).await;
                             pending = 0;
                             deadline = None;
-                            early_cut = early_cut
-                                .saturating_mul(2)
-                                .min(self.config.batch_max_events);
+                            ramp.grow();
                         }
                         if look && shutdown.is_cancelled() {
                             break;

@@ -13,6 +13,7 @@ mod dead_letter;
 mod dedup;
 mod port;
 mod projection;
+mod ramp;
 
 pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, KeptView, Outcome};
 pub use config::WorkerConfig;
