@@ -496,6 +496,53 @@ mod tests {
     }
 
     #[test]
+    fn a_kept_event_read_in_place_has_every_field_of_its_event() {
+        let mut full = event(7, 1_234);
+        full.event_type = EventType::Purchase;
+        full.user_id = "user-é\"".into();
+        full.item_id = Some("item-9".into());
+        full.value = Some(19.5);
+        full.device.platform = "ios".into();
+        full.device.os_version = Some("17.2".into());
+        full.device.app_version = Some("3.1.0".into());
+        let bare = event(8, 5_678);
+        let mut events = BatchEvents::default();
+        events.push(7, &full.view(), Some(99), false);
+        events.push(8, &bare.view(), None, false);
+        let fields = [
+            "event_id",
+            "event_type",
+            "user_id",
+            "session_id",
+            "item_id",
+            "occurred_at",
+            "app",
+            "value",
+            "device.platform",
+            "device.os_version",
+            "device.app_version",
+        ]
+        .map(|name| EventField::parse(name).unwrap());
+        let kept: Vec<KeptView> = events.on_time_of(EventTypeSet::ALL).collect();
+        for (view, original) in kept.iter().zip([&full, &bare]) {
+            assert_eq!(view.occurred_at(), original.occurred_at);
+            assert_eq!(view.event_type(), original.event_type);
+            for field in fields {
+                assert_eq!(
+                    view.field(field),
+                    field.value(&original.view()),
+                    "{field:?}"
+                );
+            }
+        }
+        assert_eq!(
+            kept[0].field(EventField::ItemId),
+            Some(Value::Text("item-9"))
+        );
+        assert_eq!(kept[1].field(EventField::DeviceOsVersion), None);
+    }
+
+    #[test]
     fn on_time_events_of_some_types_are_the_on_time_events_filtered_by_type() {
         let mut events = BatchEvents::default();
         let types = [
