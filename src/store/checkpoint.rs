@@ -2,8 +2,9 @@
 //! worker's commit never waits for a checkpoint: copying the log's pages into the database
 //! file and syncing it took a commit from ~60 ms to ~300 ms every few batches.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use rusqlite::Connection;
@@ -12,35 +13,57 @@ use rusqlite::Connection;
 /// one wrote, once, however often they rewrote it.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
-/// Wakes the checkpoint thread; it ends once every [`Checkpoints`] of its store is dropped.
-#[derive(Debug, Clone)]
+/// A store's checkpoints: the thread and its connection start with the first commit, so a
+/// store opened only to read starts neither. The thread ends once its store is dropped.
+#[derive(Debug)]
 pub struct Checkpoints {
-    wake: SyncSender<()>,
+    path: PathBuf,
+    /// Wakes the thread; `None` when it could not be started (the writer's own
+    /// auto-checkpoint then keeps the log bounded).
+    wake: OnceLock<Option<SyncSender<()>>>,
 }
 
 impl Checkpoints {
-    /// Opens a connection to `path` and starts the thread that checkpoints through it.
-    pub fn start(path: &Path) -> Result<Checkpoints, CheckpointStartError> {
-        let connection = Connection::open(path)?;
-        connection.busy_timeout(Duration::from_secs(5))?;
-        let (wake, woken) = sync_channel(1);
-        std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint_when_woken(&connection, &woken))
-            .map_err(CheckpointStartError::Thread)?;
-        Ok(Checkpoints { wake })
+    /// Checkpoints for the database at `path`, started by the first [`Checkpoints::after_commit`].
+    pub fn new(path: &Path) -> Checkpoints {
+        Checkpoints {
+            path: path.to_owned(),
+            wake: OnceLock::new(),
+        }
     }
 
-    /// Asks for a checkpoint after a commit (within [`CHECKPOINT_EVERY`]); never blocks.
+    /// Asks for a checkpoint after a commit (within [`CHECKPOINT_EVERY`]); never waits for
+    /// one. The first call opens the thread's connection: call it off the async runtime.
     pub fn after_commit(&self) {
-        // Full: a checkpoint is asked for already and will cover this commit too.
-        let _ = self.wake.try_send(());
+        let wake = self.wake.get_or_init(|| {
+            start(&self.path)
+                .inspect_err(|error| {
+                    tracing::warn!(path = %self.path.display(), %error, "SQLite checkpoints run inside commits instead.");
+                })
+                .ok()
+        });
+        if let Some(wake) = wake {
+            // Full: a checkpoint is asked for already and will cover this commit too.
+            let _ = wake.try_send(());
+        }
     }
+}
+
+/// Opens a connection to `path` and starts the thread that checkpoints through it.
+fn start(path: &Path) -> Result<SyncSender<()>, CheckpointStartError> {
+    let connection = Connection::open(path)?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    let (wake, woken) = sync_channel(1);
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || checkpoint_when_woken(&connection, &woken))
+        .map_err(CheckpointStartError::Thread)?;
+    Ok(wake)
 }
 
 /// The checkpoint thread could not be started.
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointStartError {
+enum CheckpointStartError {
     /// Its connection could not be opened.
     #[error("cannot open the checkpoint connection: {0}")]
     Sqlite(#[from] rusqlite::Error),
@@ -86,7 +109,8 @@ mod tests {
         let file_size = || std::fs::metadata(&path).unwrap().len();
         let before = file_size();
         assert!(before < 200_000, "{before} bytes before any checkpoint");
-        let checkpoints = Checkpoints::start(&path).unwrap();
+        let checkpoints = Checkpoints::new(&path);
+        assert!(checkpoints.wake.get().is_none(), "started before a commit");
         checkpoints.after_commit();
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while file_size() <= before && std::time::Instant::now() < deadline {
@@ -101,5 +125,17 @@ mod tests {
             .query_row("SELECT count(*) FROM t", [], |row| row.get(0))
             .unwrap();
         assert_eq!(rows, 2000);
+    }
+
+    #[test]
+    fn a_thread_that_cannot_start_leaves_checkpoints_to_the_writer() {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("no-such-folder").join("store.db");
+        let checkpoints = Checkpoints::new(&path);
+        checkpoints.after_commit();
+        assert!(matches!(checkpoints.wake.get(), Some(None)));
+        // Asked again, it neither retries nor fails.
+        checkpoints.after_commit();
+        assert!(!path.exists());
     }
 }

@@ -21,15 +21,6 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
-    /// The store's checkpoint thread could not be started.
-    #[error("SQLite store {path}: {source}")]
-    Checkpoints {
-        /// The database file.
-        path: String,
-        /// Why.
-        #[source]
-        source: crate::store::checkpoint::CheckpointStartError,
-    },
     /// The blocking task died.
     #[error("store task failed: {0}")]
     Task(#[from] tokio::task::JoinError),

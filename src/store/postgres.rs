@@ -316,7 +316,7 @@ async fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> Result<CommitOu
         write_partials(tx, &pipeline.name, batch.partition, &batch.partials).await?;
         project(tx, &pipeline.name, &projections).await?;
     }
-    let late = batch.events.iter().filter(|e| e.late).count() as i64;
+    let late = batch.events.iter().filter(|e| e.late()).count() as i64;
     let folded = batch.events.len() as i64 - late;
     let read = batch.records() as i64;
     let duplicates = batch.duplicates as i64;

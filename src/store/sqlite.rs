@@ -257,7 +257,7 @@ const SEEN_BATCHES_MIGRATION: usize = 5;
 #[derive(Clone)]
 pub struct SqliteStore {
     connection: Arc<Mutex<Connection>>,
-    checkpoints: Checkpoints,
+    checkpoints: Arc<Checkpoints>,
     path: String,
 }
 
@@ -300,13 +300,9 @@ impl SqliteStore {
             .busy_timeout(std::time::Duration::from_secs(5))
             .map_err(sqlite)?;
         migrate(&mut connection).map_err(sqlite)?;
-        let checkpoints = Checkpoints::start(path).map_err(|source| StoreError::Checkpoints {
-            path: label.clone(),
-            source,
-        })?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
-            checkpoints,
+            checkpoints: Arc::new(Checkpoints::new(path)),
             path: label,
         })
     }
@@ -584,7 +580,7 @@ fn apply_batch(tx: &Transaction<'_>, batch: &FoldBatch) -> rusqlite::Result<Comm
             encode_hashes(&batch.seen)
         ])?;
     }
-    let late = batch.events.iter().filter(|e| e.late).count() as i64;
+    let late = batch.events.iter().filter(|e| e.late()).count() as i64;
     let folded = batch.events.len() as i64 - late;
     let mut count = tx.prepare_cached(&event_count_sql().upsert)?;
     let projections = batch.projections();
@@ -834,20 +830,19 @@ impl FoldStore for SqliteStore {
         &self,
         batches: Arc<Vec<FoldBatch>>,
     ) -> Result<Vec<CommitOutcome>, FoldStoreError> {
-        let outcomes = self
-            .with(move |c| {
-                let tx = c.transaction()?;
-                let outcomes = batches
-                    .iter()
-                    .map(|batch| apply_batch(&tx, batch))
-                    .collect::<rusqlite::Result<Vec<_>>>()?;
-                tx.commit()?;
-                Ok(outcomes)
-            })
-            .await
-            .map_err(|e| FoldStoreError(Box::new(e)))?;
-        self.checkpoints.after_commit();
-        Ok(outcomes)
+        let checkpoints = self.checkpoints.clone();
+        self.with(move |c| {
+            let tx = c.transaction()?;
+            let outcomes = batches
+                .iter()
+                .map(|batch| apply_batch(&tx, batch))
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            tx.commit()?;
+            checkpoints.after_commit();
+            Ok(outcomes)
+        })
+        .await
+        .map_err(|e| FoldStoreError(Box::new(e)))
     }
 }
 

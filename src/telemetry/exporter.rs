@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -69,7 +70,13 @@ impl Readiness {
     }
 }
 
-/// Installs the process-wide Prometheus recorder once and returns its handle.
+/// How often the recorder's histogram samples are drained into their buckets.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// Installs the process-wide Prometheus recorder once, with a thread draining its
+/// histogram samples every [`UPKEEP_EVERY`], and returns its handle. The recorder keeps
+/// each sample until a scrape or an upkeep drains it: a worker records two per event, so
+/// one nobody scrapes would otherwise grow without bound.
 pub fn install_recorder() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
@@ -91,6 +98,16 @@ pub fn install_recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
                 super::metrics::describe();
+                let upkeep = handle.clone();
+                let started = std::thread::Builder::new()
+                    .name("metrics-upkeep".into())
+                    .spawn(move || loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    });
+                if let Err(error) = started {
+                    tracing::warn!(%error, "Histogram samples are drained only when /metrics is scraped.");
+                }
             }
             handle
         })

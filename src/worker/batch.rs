@@ -140,9 +140,9 @@ impl BatchEvents {
         self.kept.is_empty()
     }
 
-    /// The events, in offset order.
-    pub fn iter(&self) -> impl Iterator<Item = FoldedEvent<'_>> + '_ {
-        self.kept.iter().map(|kept| self.view(kept).folded())
+    /// The events, in offset order, read in place.
+    pub fn iter(&self) -> impl Iterator<Item = KeptView<'_>> + '_ {
+        self.kept.iter().map(|kept| self.view(kept))
     }
 
     /// The on-time events of these types, in offset order, read in place (the others are
@@ -193,6 +193,41 @@ impl<'a> KeptView<'a> {
             ingested_at: e.ingested_at,
             late: e.late,
         }
+    }
+
+    /// Kafka offset.
+    pub fn offset(self) -> i64 {
+        self.kept.offset
+    }
+
+    /// The record's Kafka timestamp (ms), if it has one.
+    pub fn ingested_at(self) -> Option<i64> {
+        self.kept.ingested_at
+    }
+
+    /// Late for the pipeline's windows (see [`FoldedEvent::late`]).
+    pub fn late(self) -> bool {
+        self.kept.late
+    }
+
+    /// The event's user.
+    pub fn user_id(self) -> &'a str {
+        self.text(USER_ID)
+    }
+
+    /// The event's session.
+    pub fn session_id(self) -> &'a str {
+        self.text(SESSION_ID)
+    }
+
+    /// The event's item, if it has one.
+    pub fn item_id(self) -> Option<&'a str> {
+        self.optional(ITEM_ID)
+    }
+
+    /// The event's value, if it has one.
+    pub fn value(self) -> Option<f64> {
+        self.kept.value
     }
 
     /// String `i` (see [`STRINGS`]).
@@ -570,7 +605,11 @@ mod tests {
             [0, 4]
         );
         assert_eq!(offsets(EventTypeSet::of([])), Vec::<i64>::new());
-        let all: Vec<_> = events.iter().filter(|e| !e.late).collect();
+        let all: Vec<_> = events
+            .iter()
+            .filter(|e| !e.late())
+            .map(KeptView::folded)
+            .collect();
         let filtered: Vec<_> = events
             .on_time_of(EventTypeSet::ALL)
             .map(KeptView::folded)
@@ -632,7 +671,7 @@ mod tests {
         batch.push_duplicate(8);
         batch.push_event(9, &sparse.view(), None, true);
         let taken = batch.take(Vec::new(), Vec::new());
-        let kept: Vec<FoldedEvent> = taken.events.iter().collect();
+        let kept: Vec<FoldedEvent> = taken.events.iter().map(KeptView::folded).collect();
         fn expected(
             offset: i64,
             e: &Interaction,
@@ -671,7 +710,11 @@ mod tests {
             "the buffers were reused"
         );
         assert_eq!(
-            after.events.iter().collect::<Vec<_>>(),
+            after
+                .events
+                .iter()
+                .map(KeptView::folded)
+                .collect::<Vec<_>>(),
             vec![expected(11, &sparse, None, false)]
         );
     }

@@ -27,7 +27,7 @@ use super::{
 };
 use crate::contracts::{interaction_schema, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
-use crate::pipeline::{load_pipeline, FoldError, LiveAggregates, LivePart, Pipeline};
+use crate::pipeline::{load_pipeline, FoldError, FoldInput, LiveAggregates, LivePart, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
 use crate::telemetry::metrics as names;
 use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
@@ -755,14 +755,18 @@ fn fold_batches(
         } else {
             let queue = std::sync::Mutex::new(work);
             let next = || queue.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            // This (blocking-pool) thread folds too: a thread spawned per commit starts
+            // with a fresh allocator heap whose pages fault in again.
             std::thread::scope(|scope| {
-                let running: Vec<_> = (0..threads)
+                let helpers: Vec<_> = (1..threads)
                     .map(|_| scope.spawn(|| std::iter::from_fn(next).try_for_each(fold)))
                     .collect();
-                running.into_iter().try_for_each(|thread| {
-                    thread
+                let here = std::iter::from_fn(next).try_for_each(fold);
+                helpers.into_iter().fold(here, |folded, thread| {
+                    let helped = thread
                         .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    folded.and(helped)
                 })
             })?;
         }
@@ -811,8 +815,8 @@ fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: 
     let event_lag = metrics::histogram!(names::WORKER_EVENT_TIME_LAG_SECONDS);
     let ingest_lag = metrics::histogram!(names::WORKER_INGEST_LAG_SECONDS);
     for event in batch.events.iter() {
-        event_lag.record((now - event.event.occurred_at).max(0) as f64 / 1000.0);
-        if let Some(ingested) = event.ingested_at {
+        event_lag.record((now - event.occurred_at()).max(0) as f64 / 1000.0);
+        if let Some(ingested) = event.ingested_at() {
             ingest_lag.record((now - ingested).max(0) as f64 / 1000.0);
         }
     }

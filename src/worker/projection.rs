@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::BatchEvents;
 use crate::contracts::EventType;
-use crate::pipeline::{Pipeline, ProjectionKind};
+use crate::pipeline::{FoldInput, Pipeline, ProjectionKind};
 
 /// A user's change: first and last event time, events, value, the session of the latest.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,48 +74,49 @@ impl ProjectionDeltas {
         let mut users: HashMap<&str, UserTotals> = HashMap::default();
         let mut items: HashMap<&str, [i64; 4]> = HashMap::default();
         let mut sessions: HashMap<&str, (&str, i64, i64, i64, bool)> = HashMap::default();
-        for folded in events.iter() {
-            let e = folded.event;
-            let u = users.entry(e.user_id).or_insert(UserTotals {
-                first_ms: e.occurred_at,
-                last_ms: e.occurred_at,
+        for e in events.iter() {
+            let (user_id, session_id, occurred_at) = (e.user_id(), e.session_id(), e.occurred_at());
+            let event_type = e.event_type();
+            let u = users.entry(user_id).or_insert(UserTotals {
+                first_ms: occurred_at,
+                last_ms: occurred_at,
                 events: 0,
                 value: 0.0,
-                session: e.session_id,
+                session: session_id,
                 by_type: [0; EventType::ALL.len()],
             });
-            u.first_ms = u.first_ms.min(e.occurred_at);
-            if e.occurred_at >= u.last_ms {
-                u.last_ms = e.occurred_at;
-                u.session = e.session_id;
+            u.first_ms = u.first_ms.min(occurred_at);
+            if occurred_at >= u.last_ms {
+                u.last_ms = occurred_at;
+                u.session = session_id;
             }
             u.events += 1;
-            u.value += e.value.unwrap_or(0.0);
-            u.by_type[e.event_type.index() as usize] += 1;
+            u.value += e.value().unwrap_or(0.0);
+            u.by_type[event_type.index() as usize] += 1;
             if keep_items {
-                let slot = match e.event_type {
+                let slot = match event_type {
                     EventType::PageView => Some(0),
                     EventType::Click => Some(1),
                     EventType::AddToCart => Some(2),
                     EventType::Purchase => Some(3),
                     _ => None,
                 };
-                if let (Some(item_id), Some(slot)) = (e.item_id, slot) {
+                if let (Some(item_id), Some(slot)) = (e.item_id(), slot) {
                     items.entry(item_id).or_default()[slot] += 1;
                 }
             }
             if keep_sessions {
-                let s = sessions.entry(e.session_id).or_insert((
-                    e.user_id,
-                    e.occurred_at,
-                    e.occurred_at,
+                let s = sessions.entry(session_id).or_insert((
+                    user_id,
+                    occurred_at,
+                    occurred_at,
                     0,
                     false,
                 ));
-                s.1 = s.1.min(e.occurred_at);
-                s.2 = s.2.max(e.occurred_at);
+                s.1 = s.1.min(occurred_at);
+                s.2 = s.2.max(occurred_at);
                 s.3 += 1;
-                s.4 |= e.event_type == EventType::Purchase;
+                s.4 |= event_type == EventType::Purchase;
             }
         }
         let event_counts = sorted(users.iter().map(|(user, totals)| (*user, totals.by_type)));
