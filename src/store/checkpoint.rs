@@ -14,7 +14,8 @@ use rusqlite::Connection;
 pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// A store's checkpoints: the thread and its connection start with the first commit, so a
-/// store opened only to read starts neither. The thread ends once its store is dropped.
+/// store opened only to read starts neither. The thread ends once every clone of its store
+/// is dropped.
 #[derive(Debug)]
 pub struct Checkpoints {
     path: PathBuf,
@@ -33,12 +34,13 @@ impl Checkpoints {
     }
 
     /// Asks for a checkpoint after a commit (within [`CHECKPOINT_EVERY`]); never waits for
-    /// one. The first call opens the thread's connection: call it off the async runtime.
+    /// one. The first call opens the thread's connection (call it off the async runtime);
+    /// if that fails it warns once and is not tried again.
     pub fn after_commit(&self) {
         let wake = self.wake.get_or_init(|| {
             start(&self.path)
                 .inspect_err(|error| {
-                    tracing::warn!(path = %self.path.display(), %error, "SQLite checkpoints run inside commits instead.");
+                    tracing::warn!(path = %self.path.display(), %error, "SQLite checkpoints run inside commits instead, only past 100,000 pages of log.");
                 })
                 .ok()
         });

@@ -275,7 +275,10 @@ impl SqliteStore {
             path: label.clone(),
             source,
         };
-        let mut connection = Connection::open(path).map_err(sqlite)?;
+        // Both connections open the file itself, not a link to it: a replay may point the
+        // link at another database before the first commit starts the checkpoint connection.
+        let file = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
+        let mut connection = Connection::open(&file).map_err(sqlite)?;
         connection
             .pragma_update(None, "journal_mode", "WAL")
             .map_err(sqlite)?;
@@ -292,7 +295,7 @@ impl SqliteStore {
         // store's own does it after commits, at most once a second (a page that batch after
         // batch rewrites is copied once for all of them), so a commit never waits for one;
         // the writer checkpoints itself only past 100,000 pages (~400 MiB of log), should
-        // the thread fall behind.
+        // the thread fall behind or fail to start.
         connection
             .pragma_update(None, "wal_autocheckpoint", 100_000)
             .map_err(sqlite)?;
@@ -302,7 +305,7 @@ impl SqliteStore {
         migrate(&mut connection).map_err(sqlite)?;
         Ok(SqliteStore {
             connection: Arc::new(Mutex::new(connection)),
-            checkpoints: Arc::new(Checkpoints::new(path)),
+            checkpoints: Arc::new(Checkpoints::new(&file)),
             path: label,
         })
     }

@@ -98,20 +98,24 @@ pub fn install_recorder() -> PrometheusHandle {
             let handle = recorder.handle();
             if metrics::set_global_recorder(recorder).is_ok() {
                 super::metrics::describe();
-                let upkeep = handle.clone();
-                let started = std::thread::Builder::new()
-                    .name("metrics-upkeep".into())
-                    .spawn(move || loop {
-                        std::thread::sleep(UPKEEP_EVERY);
-                        upkeep.run_upkeep();
-                    });
-                if let Err(error) = started {
-                    tracing::warn!(%error, "Histogram samples are drained only when /metrics is scraped.");
-                }
+                spawn_upkeep(handle.clone());
             }
             handle
         })
         .clone()
+}
+
+/// Starts the thread that drains `handle`'s histogram samples every [`UPKEEP_EVERY`].
+fn spawn_upkeep(handle: PrometheusHandle) {
+    let started = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || loop {
+            std::thread::sleep(UPKEEP_EVERY);
+            handle.run_upkeep();
+        });
+    if let Err(error) = started {
+        tracing::warn!(%error, "Histogram samples are drained only when /metrics is scraped.");
+    }
 }
 
 /// `/metrics`, `/healthz`, `/readyz`.

@@ -7,7 +7,9 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use super::ProjectionDeltas;
-use crate::contracts::{EventType, EventTypeSet, InteractionView, PropertiesView};
+#[cfg(test)]
+use crate::contracts::PropertiesView;
+use crate::contracts::{EventType, EventTypeSet, InteractionView};
 use crate::pipeline::aggregates::Value;
 use crate::pipeline::{
     EventField, FoldError, FoldInput, LiveAggregates, LivePart, PartialChange, Pipeline,
@@ -22,19 +24,15 @@ pub enum Outcome {
     DeadLettered,
 }
 
-/// A distinct decoded event of a batch and where it came from.
+/// A distinct decoded event of a batch and where it came from, whole: what the tests compare
+/// a batch's kept events with.
+#[cfg(test)]
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct FoldedEvent<'a> {
-    /// Kafka offset.
-    pub offset: i64,
-    /// The event, resolved to the reader schema, its strings borrowed from the batch. A
-    /// batch keeps no properties ([`PropertiesView::NotKept`]): nothing folds them.
-    pub event: InteractionView<'a>,
-    /// The record's Kafka timestamp (ms), if it has one.
-    pub ingested_at: Option<i64>,
-    /// Late for the pipeline's windows (decided by the worker against the partition's
-    /// watermark as the event arrived); copied to the late topic already.
-    pub late: bool,
+struct FoldedEvent<'a> {
+    offset: i64,
+    event: InteractionView<'a>,
+    ingested_at: Option<i64>,
+    late: bool,
 }
 
 /// A batch's distinct decoded events, in offset order: one text buffer holds every string,
@@ -45,8 +43,9 @@ pub struct BatchEvents {
     kept: Vec<KeptEvent>,
 }
 
-/// A [`FoldedEvent`] whose strings lie one after the other in [`BatchEvents::text`] from
-/// `start`: string `i` ends `ends[i]` bytes after `start` (an absent optional one is empty
+/// A distinct decoded event of a batch, resolved to the reader schema, but its properties
+/// (nothing folds them), and where it came from. Its strings lie one after the other in
+/// [`BatchEvents::text`] from `start`: string `i` ends `ends[i]` bytes after `start` (an absent optional one is empty
 /// and its bit in `present` clear).
 #[derive(Debug, Clone)]
 struct KeptEvent {
@@ -171,8 +170,9 @@ pub struct KeptView<'a> {
 }
 
 impl<'a> KeptView<'a> {
-    /// The event, with where it came from.
-    pub fn folded(self) -> FoldedEvent<'a> {
+    /// The event, whole, with where it came from.
+    #[cfg(test)]
+    fn folded(self) -> FoldedEvent<'a> {
         let e = self.kept;
         FoldedEvent {
             offset: e.offset,
@@ -205,7 +205,8 @@ impl<'a> KeptView<'a> {
         self.kept.ingested_at
     }
 
-    /// Late for the pipeline's windows (see [`FoldedEvent::late`]).
+    /// Late for the pipeline's windows (decided by the worker against the partition's
+    /// watermark as the event arrived); copied to the late topic already.
     pub fn late(self) -> bool {
         self.kept.late
     }
@@ -595,7 +596,7 @@ mod tests {
         let offsets = |set: EventTypeSet| {
             events
                 .on_time_of(set)
-                .map(|e| e.folded().offset)
+                .map(KeptView::offset)
                 .collect::<Vec<_>>()
         };
         assert_eq!(offsets(EventTypeSet::ALL), [0, 1, 2, 4]);

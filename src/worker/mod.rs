@@ -15,7 +15,7 @@ mod port;
 mod projection;
 mod ramp;
 
-pub use batch::{BatchBuilder, BatchEvents, FoldBatch, FoldedEvent, KeptView, Outcome};
+pub use batch::{BatchBuilder, BatchEvents, FoldBatch, KeptView, Outcome};
 pub use config::WorkerConfig;
 pub use consumer::{Worker, WorkerError};
 pub use dedup::{decode_hashes, encode_hashes, event_id_hash, DedupWindow};
