@@ -45,8 +45,8 @@ pub struct BatchEvents {
 
 /// A distinct decoded event of a batch, resolved to the reader schema, but its properties
 /// (nothing folds them), and where it came from. Its strings lie one after the other in
-/// [`BatchEvents::text`] from `start`: string `i` ends `ends[i]` bytes after `start` (an absent optional one is empty
-/// and its bit in `present` clear).
+/// [`BatchEvents::text`] from `start`: string `i` ends `ends[i]` bytes after `start` (an
+/// absent optional one is empty and its bit in `present` clear).
 #[derive(Debug, Clone)]
 struct KeptEvent {
     offset: i64,

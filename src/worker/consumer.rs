@@ -95,9 +95,10 @@ const RETRY_PAUSE: Duration = Duration::from_millis(500);
 const LOOK_EVERY: u32 = 64;
 
 /// In a backlog a batch is cut when full, when its [`BatchRamp`] says so (and the store is
-/// free), or once it has waited this many lingers (and the store is free): records that are slow to handle (a late event's copy or a dead letter
-/// waits for the producer's acknowledgement) do not hold a batch open for long. A full
-/// batch of on-time events takes a fraction of that.
+/// free), or once it has waited this many lingers (and the store is free): records that are
+/// slow to handle (a late event's copy or a dead letter waits for the producer's
+/// acknowledgement) do not hold a batch open for long. A full batch of on-time events takes
+/// a fraction of that.
 const BACKLOG_LINGERS: u32 = 20;
 
 impl Worker {
