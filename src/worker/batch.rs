@@ -73,14 +73,6 @@ const OS_VERSION: usize = 6;
 const APP_VERSION: usize = 7;
 
 impl BatchEvents {
-    /// Empty, with room for `events` events of `text` bytes of strings.
-    pub fn with_capacity(events: usize, text: usize) -> Self {
-        BatchEvents {
-            text: String::with_capacity(text),
-            kept: Vec::with_capacity(events),
-        }
-    }
-
     /// Keeps `event`, read at `offset`, but its properties.
     pub fn push(
         &mut self,
@@ -121,6 +113,14 @@ impl BatchEvents {
             event_type: event.event_type,
             late,
         });
+    }
+
+    /// Makes room for as many events and string bytes as `other` holds.
+    fn reserve_like(&mut self, other: &BatchEvents) {
+        self.kept
+            .reserve(other.kept.len().saturating_sub(self.kept.len()));
+        self.text
+            .reserve(other.text.len().saturating_sub(self.text.len()));
     }
 
     /// Empties the buffers, keeping their room, for the next batch.
@@ -488,11 +488,12 @@ impl BatchBuilder {
     /// Takes the records held as a batch, with the ids and partial changes to store with
     /// it, and starts an empty one after it.
     pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
-        // A committed batch's buffers, else room for a batch like this one: buffers grow
-        // once, not event by event.
-        let room = self.spare.take().unwrap_or_else(|| {
-            BatchEvents::with_capacity(self.batch.events.kept.len(), self.batch.events.text.len())
-        });
+        // A committed batch's buffers, else new ones, with room for a batch like this one
+        // at least: a partition's batches vary in size (records come a fetch at a time), so
+        // each of its two buffers (one filling, one committing) keeps the larger room and
+        // stops growing once both have seen its largest batch.
+        let mut room = self.spare.take().unwrap_or_default();
+        room.reserve_like(&self.batch.events);
         let mut next = BatchBuilder::new(
             &self.batch.topic,
             self.batch.partition,
@@ -718,5 +719,31 @@ mod tests {
                 .collect::<Vec<_>>(),
             vec![expected(11, &sparse, None, false)]
         );
+    }
+
+    #[test]
+    fn the_next_batch_has_room_for_the_largest_batch_its_buffers_served() {
+        let mut batch = BatchBuilder::new("t", 0, None, 1_000, None, None);
+        let push = |batch: &mut BatchBuilder, from: i64, count: i64| {
+            for offset in from..from + count {
+                batch.push_event(offset, &event(offset, offset).view(), None, false);
+            }
+        };
+        push(&mut batch, 0, 10);
+        let small = batch.take(Vec::new(), Vec::new());
+        push(&mut batch, 10, 500);
+        let (events, text) = (batch.batch.events.len(), batch.batch.events.text.len());
+        // The buffers given back held 10 events; the batch being cut held 500.
+        batch.recycle(small.events);
+        let large = batch.take(Vec::new(), Vec::new());
+        assert_eq!(large.events.len(), 500);
+        assert!(
+            batch.batch.events.kept.capacity() >= events
+                && batch.batch.events.text.capacity() >= text,
+            "room for {} events and {} bytes, not {events} and {text}",
+            batch.batch.events.kept.capacity(),
+            batch.batch.events.text.capacity()
+        );
+        assert!(batch.batch.events.is_empty());
     }
 }

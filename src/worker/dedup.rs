@@ -84,7 +84,9 @@ impl DedupWindow {
     /// The ids added since the last call, for the batch ending at `last_offset`; forgets
     /// the batches that ended `horizon` or more offsets before it.
     pub fn take_batch(&mut self, last_offset: i64, horizon: i64) -> Vec<u128> {
-        let ids = std::mem::take(&mut self.pending);
+        // The next batch's ids get room for as many: no regrowing from empty per batch.
+        let room = Vec::with_capacity(self.pending.len());
+        let ids = std::mem::replace(&mut self.pending, room);
         self.batches.push_back((last_offset, ids.clone()));
         while let Some((end, _)) = self.batches.front() {
             if *end > last_offset.saturating_sub(horizon) {
@@ -113,6 +115,18 @@ impl DedupWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_next_batch_of_ids_has_room_for_as_many_as_the_last() {
+        let mut window = DedupWindow::default();
+        for id in 0..300u128 {
+            assert!(window.record(id));
+        }
+        assert_eq!(window.take_batch(299, 1_000).len(), 300);
+        assert!(window.pending.is_empty());
+        assert!(window.pending.capacity() >= 300);
+        assert!(!window.record(7), "still within the horizon");
+    }
 
     #[test]
     fn the_hash_is_stable() {
