@@ -95,6 +95,7 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
         .as_millis() as i64;
     let body = json!([{"event_id": uuid::Uuid::new_v4().to_string(), "event_type": "purchase", "user_id": "u", "session_id": "s", "occurred_at": now, "app": "web", "value": 5.0}]);
     let response = collector
+        .clone()
         .oneshot(
             Request::post("/v1/events")
                 .header("content-type", "application/json")
@@ -105,7 +106,23 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    wait_for_folded(&store, 1).await;
+    // A trace the app did not sample, and a request with no trace: the collector records its
+    // span for both, the worker none (a span per record only for sampled traces).
+    let unsampled = "0af7651916cd43dd8448eb211c80319c";
+    for traceparent in [Some(format!("00-{unsampled}-b7ad6b7169203331-00")), None] {
+        let body = json!([{"event_id": uuid::Uuid::new_v4().to_string(), "event_type": "click", "user_id": "u", "session_id": "s", "occurred_at": now, "app": "web"}]);
+        let mut request = Request::post("/v1/events").header("content-type", "application/json");
+        if let Some(value) = traceparent {
+            request = request.header("traceparent", value);
+        }
+        let response = collector
+            .clone()
+            .oneshot(request.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    wait_for_folded(&store, 3).await;
     stop.cancel();
     worker.await.unwrap();
 
@@ -127,6 +144,23 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
         collect.1.get("span_id").map(String::as_str),
         Some("00f067aa0ba902b7"),
         "the collector starts a child span"
+    );
+    let named = |wanted: &str| {
+        spans
+            .iter()
+            .filter(|(name, _)| name == wanted)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(named("collect").len(), 3, "{spans:?}");
+    assert!(named("collect")
+        .iter()
+        .any(|(_, fields)| fields.get("trace_id").map(String::as_str) == Some(unsampled)));
+    let folds = named("fold_record");
+    assert_eq!(
+        folds.len(),
+        1,
+        "only the sampled record has a span: {folds:?}"
     );
     registry.stop().await;
 }

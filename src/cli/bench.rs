@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, StreamConsumer};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::ClientContext;
 use tokio_util::sync::CancellationToken;
@@ -23,7 +23,7 @@ use crate::kafka::{ensure_topic, TopicSpec};
 use crate::registry::{InteractionEncoder, RegistryClient, RegistryConfig, SchemaLog};
 use crate::settings::Settings;
 use crate::store::SqliteStore;
-use crate::telemetry::Readiness;
+use crate::telemetry::{Readiness, TraceParent, TRACEPARENT};
 use crate::worker::{Worker, WorkerConfig};
 
 /// What to measure.
@@ -146,8 +146,8 @@ async fn ingest(
         encoded.push((event.user_id.clone(), encoder.encode(event).await?));
     }
     let producer: FutureProducer = settings.kafka.producer().create()?;
-    raw_produce(&producer, &raw_topic, &encoded[..count.min(2_000)]).await?;
-    let raw_first = raw_produce(&producer, &raw_topic, &encoded).await?;
+    raw_produce(&producer, &raw_topic, &encoded[..count.min(2_000)], None).await?;
+    let raw_first = raw_produce(&producer, &raw_topic, &encoded, None).await?;
 
     // Collector: JSON batches over loopback HTTP, each answered after every ack.
     let collector_config = CollectorConfig {
@@ -175,7 +175,7 @@ async fn ingest(
     let client = reqwest::Client::new();
     post_all(&client, &url, &bodies[..bodies.len().min(20)], concurrency).await?;
     let collector_first = post_all(&client, &url, &bodies, concurrency).await?;
-    let raw_second = raw_produce(&producer, &raw_topic, &encoded).await?;
+    let raw_second = raw_produce(&producer, &raw_topic, &encoded, None).await?;
     let collector_second = post_all(&client, &url, &bodies, concurrency).await?;
     stop.cancel();
 
@@ -278,7 +278,10 @@ async fn worker_in(
     let mut kafka = settings.kafka.clone();
     kafka.session_timeout_ms = kafka.session_timeout_ms.min(6_000);
     kafka.heartbeat_interval_ms = kafka.heartbeat_interval_ms.min(1_000);
-    let produce_secs = raw_produce(&producer, topic, &encoded).await?;
+    // Each record carries a `traceparent`, as the collector writes it for a request that
+    // sent none (a trace it does not sample): the worker reads it from every record.
+    let traceparent = TraceParent::random().child().header();
+    let produce_secs = raw_produce(&producer, topic, &encoded, Some(&traceparent)).await?;
     let bytes: usize = encoded.iter().map(|(_, payload)| payload.len()).sum();
     drop(encoded);
 
@@ -369,7 +372,7 @@ async fn worker_in(
         best(RawConsume::rate_from_assignment),
     );
     println!(
-        "bench worker: {count} events ({:.0} B/event Avro) on 6 partitions; pipeline {} ({} aggregates); worker batches of {batch_max_events}",
+        "bench worker: {count} events ({:.0} B/event Avro, each with the collector's unsampled traceparent header) on 6 partitions; pipeline {} ({} aggregates); worker batches of {batch_max_events}",
         bytes as f64 / count as f64,
         pipeline_path.display(),
         pipeline.aggregates.len()
@@ -583,13 +586,19 @@ pub(super) async fn raw_produce(
     producer: &FutureProducer,
     topic: &str,
     records: &[(String, Vec<u8>)],
+    traceparent: Option<&str>,
 ) -> anyhow::Result<f64> {
     let started = Instant::now();
     let mut acks = futures::stream::iter(records.iter().map(|(key, payload)| {
-        producer.send(
-            FutureRecord::to(topic).key(key).payload(payload),
-            Duration::from_secs(30),
-        )
+        let record = FutureRecord::to(topic).key(key).payload(payload);
+        let record = match traceparent {
+            Some(value) => record.headers(OwnedHeaders::new().insert(Header {
+                key: TRACEPARENT,
+                value: Some(value),
+            })),
+            None => record,
+        };
+        producer.send(record, Duration::from_secs(30))
     }))
     .buffer_unordered(RAW_IN_FLIGHT);
     while let Some(result) = acks.next().await {

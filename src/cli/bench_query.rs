@@ -210,7 +210,7 @@ async fn fill(
     }
     let producer: FutureProducer = kafka.producer().create()?;
     let started = Instant::now();
-    raw_produce(&producer, topic, &encoded).await?;
+    raw_produce(&producer, topic, &encoded, None).await?;
     let deadline = Duration::from_secs(120 + count as u64 / 1_000);
     loop {
         let read: u64 = store.partitions().await?.iter().map(|p| p.read).sum();

@@ -6,6 +6,9 @@ use rand::Rng;
 /// The Kafka header (and HTTP header) name.
 pub const TRACEPARENT: &str = "traceparent";
 
+/// The `sampled` bit of a `traceparent`'s flags.
+const SAMPLED: u8 = 0x01;
+
 /// A parsed `traceparent`: version 00, trace id, parent span id, flags.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceParent {
@@ -45,14 +48,33 @@ impl TraceParent {
         })
     }
 
-    /// A new sampled trace.
+    /// [`TraceParent::parse`], for a trace its caller sampled (flag `01` set) only: a
+    /// worker reads one per record and records a span for the sampled ones, so an unsampled
+    /// value is refused from its flags, before anything is copied.
+    pub fn parse_sampled(value: &str) -> Option<TraceParent> {
+        let flags = value.trim().rsplit('-').next()?;
+        let flags = u8::from_str_radix(flags, 16).ok()?;
+        if flags & SAMPLED == 0 {
+            return None;
+        }
+        TraceParent::parse(value)
+    }
+
+    /// A new trace, not sampled: the collector starts one for a request that carries no
+    /// `traceparent`. Sampling is the app's tracer's decision; a span per event of every
+    /// untraced request would cost a worker more than folding the event.
     pub fn random() -> TraceParent {
         let mut rng = rand::rng();
         TraceParent {
             trace_id: format!("{:032x}", rng.random::<u128>() | 1),
             span_id: format!("{:016x}", rng.random::<u64>() | 1),
-            flags: 1,
+            flags: 0,
         }
+    }
+
+    /// Whether the caller sampled this trace (records its spans).
+    pub fn sampled(&self) -> bool {
+        self.flags & SAMPLED != 0
     }
 
     /// The same trace with a new span of this process as the parent.
@@ -94,5 +116,32 @@ mod tests {
             assert_eq!(TraceParent::parse(bad), None, "{bad}");
         }
         assert!(TraceParent::parse(&TraceParent::random().header()).is_some());
+    }
+
+    #[test]
+    fn only_a_sampled_trace_is_taken_for_a_record_span() {
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let parsed = TraceParent::parse_sampled(sampled).unwrap();
+        assert_eq!(Some(&parsed), TraceParent::parse(sampled).as_ref());
+        assert!(parsed.sampled());
+        // Other flags beside the sampled bit.
+        assert!(TraceParent::parse_sampled(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03"
+        )
+        .is_some());
+        for refused in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-02",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-zz",
+            "",
+        ] {
+            assert_eq!(TraceParent::parse_sampled(refused), None, "{refused}");
+        }
+        let started = TraceParent::random();
+        assert!(!started.sampled(), "the collector samples nothing itself");
+        assert_eq!(TraceParent::parse_sampled(&started.header()), None);
+        assert!(!started.child().sampled());
     }
 }

@@ -380,15 +380,15 @@ impl Worker {
             );
         }
         cursor.sought = false;
-        // The record's trace, when it carries one and spans are recorded at all. No span
-        // at all otherwise: a disabled `Span` still costs a call to drop per record.
+        // The record's span, when it carries a sampled trace and spans are recorded at all;
+        // no span at all otherwise (a disabled `Span` still costs a call to drop per record).
         let record_span = tracing::span_enabled!(tracing::Level::INFO)
             .then(|| message.headers())
             .flatten()
             .and_then(|headers| headers.iter().find(|h| h.key == TRACEPARENT))
             .and_then(|h| h.value)
             .and_then(|v| std::str::from_utf8(v).ok())
-            .and_then(TraceParent::parse)
+            .and_then(TraceParent::parse_sampled)
             .map(|parent| {
                 tracing::info_span!("fold_record", trace_id = %parent.trace_id, parent_span_id = %parent.span_id, partition, offset)
             });
