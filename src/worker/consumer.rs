@@ -591,7 +591,7 @@ impl Worker {
                 Ok(()) => {
                     let started = Instant::now();
                     let outcomes = retry(&shutdown, || store.commit(batches.clone())).await;
-                    if outcomes.is_some() {
+                    if let Some(outcomes) = &outcomes {
                         metrics::histogram!(names::STORE_COMMIT_SECONDS)
                             .record(started.elapsed().as_secs_f64());
                         tracing::debug!(
@@ -599,6 +599,16 @@ impl Worker {
                             store_ms = started.elapsed().as_millis() as u64,
                             "Batch committed."
                         );
+                        // Two lag samples per event: recorded here, on a blocking thread,
+                        // not by the fold loop when it settles the commit.
+                        let (applied, outcomes) = (batches.clone(), outcomes.clone());
+                        let recorded = tokio::task::spawn_blocking(move || {
+                            record_applied(&applied, &outcomes);
+                        })
+                        .await;
+                        if let Err(error) = recorded {
+                            std::panic::resume_unwind(error.into_panic());
+                        }
                     }
                     outcomes
                 }
@@ -659,12 +669,7 @@ impl Worker {
         let mut kafka_offsets = TopicPartitionList::new();
         for ((batch, outcome), live) in batches.iter().zip(outcomes).zip(lives) {
             match outcome {
-                CommitOutcome::Applied {
-                    folded,
-                    duplicates,
-                    late,
-                } => {
-                    record_applied(batch, folded, duplicates, late);
+                CommitOutcome::Applied { .. } => {
                     if let Some(cursor) = cursors.get_mut(&batch.partition) {
                         cursor.live = live;
                     }
@@ -803,8 +808,22 @@ async fn retry<T, E: std::fmt::Display, F: std::future::Future<Output = Result<T
     }
 }
 
-/// Metrics of a committed batch: outcomes, size, and how long its events took to be folded.
-fn record_applied(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: u64) {
+/// Records the metrics of every applied batch of a commit.
+fn record_applied(batches: &[super::FoldBatch], outcomes: &[CommitOutcome]) {
+    for (batch, outcome) in batches.iter().zip(outcomes) {
+        if let CommitOutcome::Applied {
+            folded,
+            duplicates,
+            late,
+        } = *outcome
+        {
+            record_batch(batch, folded, duplicates, late);
+        }
+    }
+}
+
+/// Metrics of an applied batch: outcomes, size, and how long its events took to be folded.
+fn record_batch(batch: &super::FoldBatch, folded: u64, duplicates: u64, late: u64) {
     metrics::counter!(names::WORKER_BATCHES_TOTAL).increment(1);
     if let Some(opened) = batch.opened_at {
         metrics::histogram!(names::WORKER_FOLD_SECONDS).record(opened.elapsed().as_secs_f64());
