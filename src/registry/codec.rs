@@ -2,8 +2,9 @@
 //! `<topic>-value`, TopicNameStrategy) and decoding them resolved from the writer schema
 //! (found by id) to the reader schema the consumer was built for.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::io::Read;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use apache_avro::reader::datum::GenericDatumReader;
@@ -111,6 +112,10 @@ pub struct InteractionDecoder {
     /// Per writer schema id: its contract layout, when it has one (then decoding reads the
     /// datum directly).
     layouts: Arc<RwLock<HashMap<u32, Option<InteractionVersion>>>>,
+    /// The writer schema id last read directly and its layout's version number, packed as
+    /// `id << 32 | number` (0: none yet, no version is 0): a topic's records mostly share
+    /// one writer schema, and a record whose id matches is decoded without taking the lock.
+    last_direct: Arc<AtomicU64>,
 }
 
 impl InteractionDecoder {
@@ -121,6 +126,7 @@ impl InteractionDecoder {
             reader_layout: contract_layout(&reader),
             reader: Arc::new(reader),
             layouts: Arc::default(),
+            last_direct: Arc::default(),
         }
     }
 
@@ -174,11 +180,22 @@ impl InteractionDecoder {
             Err(error) => return Some(Err(error.into())),
         };
         let reader = self.reader_layout?;
-        let writer = (*self
-            .layouts
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&schema_id)?)?;
+        let last = self.last_direct.load(Ordering::Relaxed);
+        let writer = match InteractionVersion::from_number((last & u64::from(u32::MAX)) as u32) {
+            Some(writer) if last >> 32 == u64::from(schema_id) => writer,
+            _ => {
+                let writer = (*self
+                    .layouts
+                    .read()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&schema_id)?)?;
+                self.last_direct.store(
+                    u64::from(schema_id) << 32 | u64::from(writer.number()),
+                    Ordering::Relaxed,
+                );
+                writer
+            }
+        };
         Some(read_direct(schema_id, writer, reader, datum).map(DecodedInteraction::Read))
     }
 }
