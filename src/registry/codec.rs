@@ -2,7 +2,6 @@
 //! `<topic>-value`, TopicNameStrategy) and decoding them resolved from the writer schema
 //! (found by id) to the reader schema the consumer was built for.
 
-use rustc_hash::FxHashMap as HashMap;
 use std::io::Read;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
@@ -10,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use apache_avro::reader::datum::GenericDatumReader;
 use apache_avro::types::Value;
 use apache_avro::Schema;
+use rustc_hash::FxHashMap as HashMap;
 use schema_registry_converter::async_impl::avro::AvroEncoder;
 use schema_registry_converter::async_impl::schema_registry::SrSettings;
 use schema_registry_converter::schema_registry_common::{

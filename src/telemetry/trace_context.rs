@@ -20,11 +20,16 @@ pub struct TraceParent {
     pub flags: u8,
 }
 
-fn hex(s: &str, len: usize) -> bool {
+/// `len` lowercase hex digits (the only digits a traceparent has).
+fn lower_hex(s: &str, len: usize) -> bool {
     s.len() == len
         && s.bytes()
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-        && s.bytes().any(|b| b != b'0')
+}
+
+/// An id: `len` lowercase hex digits, not all zero.
+fn hex(s: &str, len: usize) -> bool {
+    lower_hex(s, len) && s.bytes().any(|b| b != b'0')
 }
 
 impl TraceParent {
@@ -37,10 +42,7 @@ impl TraceParent {
             || version != "00"
             || !hex(trace_id, 32)
             || !hex(span_id, 16)
-            || flags.len() != 2
-            || !flags
-                .bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            || !lower_hex(flags, 2)
         {
             return None;
         }
