@@ -56,6 +56,11 @@ pub enum BenchWhat {
         /// Events per worker micro-batch (the worker's default).
         #[arg(long, default_value_t = crate::worker::WorkerConfig::default().batch_max_events)]
         batch_max_events: usize,
+        /// Measurements of the same topic, each by a fresh worker (new group, new store)
+        /// between two raw consumers; the ratios' median is the figure to quote on a noisy
+        /// machine.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
+        rounds: u32,
     },
     /// Query API read latency at a fixed request rate (open loop) over a filled store, and
     /// end-to-end freshness (collector ack → visible in the query API) under a steady load.
@@ -74,7 +79,8 @@ pub async fn run(settings: &Settings, what: &BenchWhat) -> anyhow::Result<()> {
             events,
             pipeline,
             batch_max_events,
-        } => worker(settings, *events, pipeline, *batch_max_events).await,
+            rounds,
+        } => worker(settings, *events, pipeline, *batch_max_events, *rounds).await,
         BenchWhat::Query(args) => super::bench_query::run(settings, args).await,
     }
 }
@@ -207,6 +213,7 @@ async fn worker(
     count: usize,
     pipeline_path: &Path,
     batch_max_events: usize,
+    rounds: u32,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(count > 0, "--events must be at least 1");
     let stop = CancellationToken::new();
@@ -221,9 +228,12 @@ async fn worker(
         .with_context(|| format!("cannot create {}", folder.display()))?;
     let result = worker_in(
         settings,
-        count,
-        pipeline_path,
-        batch_max_events,
+        WorkerBench {
+            count,
+            pipeline_path,
+            batch_max_events,
+            rounds,
+        },
         &registry_url,
         &topic,
         &folder,
@@ -234,16 +244,34 @@ async fn worker(
     result
 }
 
-#[allow(clippy::too_many_arguments)]
+/// What `bench worker` measures.
+struct WorkerBench<'a> {
+    count: usize,
+    pipeline_path: &'a Path,
+    batch_max_events: usize,
+    rounds: u32,
+}
+
+/// A round's ratios of worker to raw rates: from the first assignment (A), from the first
+/// record (F).
+struct RoundRatios {
+    assigned: f64,
+    first: f64,
+}
+
 async fn worker_in(
     settings: &Settings,
-    count: usize,
-    pipeline_path: &Path,
-    batch_max_events: usize,
+    bench: WorkerBench<'_>,
     registry_url: &str,
     topic: &str,
     folder: &Path,
 ) -> anyhow::Result<()> {
+    let WorkerBench {
+        count,
+        pipeline_path,
+        batch_max_events,
+        rounds,
+    } = bench;
     let pipeline_file = folder.join("pipeline.yaml");
     let late_topic = format!("{topic}-late");
     let text = std::fs::read_to_string(pipeline_path)
@@ -253,7 +281,6 @@ async fn worker_in(
         retarget_pipeline(&text, topic, &late_topic)?,
     )?;
     let pipeline = crate::pipeline::load_pipeline(&pipeline_file)?;
-    let store = SqliteStore::open(&folder.join("store.db"))?;
 
     // The events: in event-time order, ending now, no late events and no duplicates.
     let now = std::time::SystemTime::now()
@@ -284,21 +311,118 @@ async fn worker_in(
     let produce_secs = raw_produce(&producer, topic, &encoded, Some(&traceparent)).await?;
     let bytes: usize = encoded.iter().map(|(_, payload)| payload.len()).sum();
     drop(encoded);
+    println!(
+        "bench worker: {count} events ({:.0} B/event Avro, each with the collector's unsampled traceparent header) on 6 partitions; pipeline {} ({} aggregates); worker batches of {batch_max_events}",
+        bytes as f64 / count as f64,
+        pipeline_path.display(),
+        pipeline.aggregates.len()
+    );
+    println!(
+        "  produce (pre-encoded, raw rdkafka): {:.0} events/s",
+        count as f64 / produce_secs
+    );
+    println!(
+        "  consumer groups: session.timeout.ms {}, heartbeat.interval.ms {}",
+        kafka.session_timeout_ms, kafka.heartbeat_interval_ms
+    );
+    println!("  group joins excluded: rates run from the first partition assignment (A) or from the first record seen (F) to the last record");
+    let mut ratios = Vec::new();
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("  round {round} of {rounds}:");
+        }
+        let store_file = folder.join(format!("store-{round}.db"));
+        ratios.push(
+            worker_round(
+                &kafka,
+                &pipeline,
+                WorkerRound {
+                    count,
+                    batch_max_events,
+                    round,
+                },
+                registry_url,
+                topic,
+                &pipeline_file,
+                &store_file,
+            )
+            .await?,
+        );
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", store_file.display()));
+        }
+    }
+    if rounds > 1 {
+        let list = |values: &[f64]| {
+            values
+                .iter()
+                .map(|v| format!("{v:.3}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        let assigned: Vec<f64> = ratios.iter().map(|r| r.assigned).collect();
+        let first: Vec<f64> = ratios.iter().map(|r| r.first).collect();
+        println!(
+            "  worker / raw, median of {rounds} rounds: A {:.3}   F {:.3}   (goal ≥ 0.5; rounds: A {}, F {})",
+            median(&assigned),
+            median(&first),
+            list(&assigned),
+            list(&first)
+        );
+    }
+    Ok(())
+}
 
+/// The middle value (the mean of the two middle ones for an even count); `NaN` for none.
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let middle = sorted.len() / 2;
+    match sorted.len() {
+        0 => f64::NAN,
+        n if n % 2 == 0 => (sorted[middle - 1] + sorted[middle]) / 2.0,
+        _ => sorted[middle],
+    }
+}
+
+/// One round of `bench worker`.
+struct WorkerRound {
+    count: usize,
+    batch_max_events: usize,
+    round: u32,
+}
+
+/// Measures a fresh worker (new group, new store at `store_file`) between two raw
+/// consumers of `topic`, and prints the figures.
+async fn worker_round(
+    kafka: &crate::kafka::KafkaConfig,
+    pipeline: &crate::pipeline::Pipeline,
+    round: WorkerRound,
+    registry_url: &str,
+    topic: &str,
+    pipeline_file: &Path,
+    store_file: &Path,
+) -> anyhow::Result<RoundRatios> {
+    let WorkerRound {
+        count,
+        batch_max_events,
+        round,
+    } = round;
+    let store = SqliteStore::open(store_file)?;
     // Raw: a plain consumer group member counting records, before and after the worker.
-    let raw_first = raw_consume(&kafka, topic, count).await?;
+    let raw_first = raw_consume(kafka, topic, count).await?;
 
     // Worker: decode + every aggregate + store commit, until the store accounts for all.
     let readiness = Readiness::default();
     let cpu_before = process_cpu_secs();
     let built_at = Instant::now();
     let worker = Worker::build_reporting(
-        &kafka,
+        kafka,
         WorkerConfig {
             topic: topic.to_owned(),
-            group_id: format!("{topic}-group"),
+            group_id: format!("{topic}-group-{round}"),
             dead_letter_topic: format!("{topic}-dead-letter"),
-            pipeline: Some(pipeline_file.clone()),
+            pipeline: Some(pipeline_file.to_owned()),
             batch_max_events,
             ..WorkerConfig::default()
         },
@@ -343,7 +467,7 @@ async fn worker_in(
     token.cancel();
     running.await?;
     let worker_cpu = cpu_since(cpu_before);
-    let raw_second = raw_consume(&kafka, topic, count).await?;
+    let raw_second = raw_consume(kafka, topic, count).await?;
 
     // Accounting and the aggregate partials written.
     let statuses: Vec<_> = store
@@ -360,7 +484,7 @@ async fn worker_in(
         sum(|p| p.dead_lettered),
         sum(|p| p.late),
     );
-    let partials = count_partials(&folder.join("store.db"), &pipeline.name)?;
+    let partials = count_partials(store_file, &pipeline.name)?;
 
     let (first_secs, first_read) = first.unwrap_or((done, 0));
     let worker_rate = (count as u64 - first_read) as f64 / (done - first_secs).max(1e-9);
@@ -371,21 +495,6 @@ async fn worker_in(
         best(RawConsume::rate),
         best(RawConsume::rate_from_assignment),
     );
-    println!(
-        "bench worker: {count} events ({:.0} B/event Avro, each with the collector's unsampled traceparent header) on 6 partitions; pipeline {} ({} aggregates); worker batches of {batch_max_events}",
-        bytes as f64 / count as f64,
-        pipeline_path.display(),
-        pipeline.aggregates.len()
-    );
-    println!(
-        "  produce (pre-encoded, raw rdkafka): {:.0} events/s",
-        count as f64 / produce_secs
-    );
-    println!(
-        "  consumer groups: session.timeout.ms {}, heartbeat.interval.ms {}",
-        kafka.session_timeout_ms, kafka.heartbeat_interval_ms
-    );
-    println!("  group joins excluded: rates run from the first partition assignment (A) or from the first record seen (F) to the last record");
     println!(
         "  raw rdkafka consume (count only), best of 2 runs: A {raw_rate_assigned:>9.0} events/s   F {raw_rate:>9.0} events/s   (runs: A {:.0} / {:.0}, F {:.0} / {:.0}; joins {:.1} s / {:.1} s)",
         raw_first.rate_from_assignment(),
@@ -431,7 +540,10 @@ async fn worker_in(
             *bytes as f64 / (*rows).max(1) as f64
         );
     }
-    Ok(())
+    Ok(RoundRatios {
+        assigned: worker_rate_assigned / raw_rate_assigned,
+        first: worker_rate / raw_rate,
+    })
 }
 
 /// Points a pipeline's `source.topic` and `late_topic` at the bench's own topics.
@@ -652,4 +764,46 @@ async fn post_all(
         answer?;
     }
     Ok(started.elapsed().as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn the_median_of_rounds_is_the_middle_one_or_the_mean_of_the_middle_two() {
+        assert_eq!(median(&[0.537, 0.444, 0.481]), 0.481);
+        assert_eq!(median(&[0.5, 0.3, 0.4, 0.2]), 0.35);
+        assert_eq!(median(&[0.42]), 0.42);
+        assert!(median(&[]).is_nan());
+    }
+
+    fn rounds(args: &[&str]) -> Result<u32, clap::error::ErrorKind> {
+        let cli = crate::cli::Cli::try_parse_from(
+            ["eventfold", "bench", "worker"].iter().chain(args),
+        )
+        .map_err(|e| e.kind())?;
+        match cli.command {
+            crate::cli::Command::Bench {
+                what: BenchWhat::Worker { rounds, .. },
+            } => Ok(rounds),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn bench_worker_measures_one_round_unless_asked_for_one_to_twenty() {
+        assert_eq!(rounds(&[]), Ok(1));
+        assert_eq!(rounds(&["--rounds", "5"]), Ok(5));
+        assert_eq!(rounds(&["--rounds", "20"]), Ok(20));
+        assert_eq!(
+            rounds(&["--rounds", "0"]),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+        assert_eq!(
+            rounds(&["--rounds", "21"]),
+            Err(clap::error::ErrorKind::ValueValidation)
+        );
+    }
 }
