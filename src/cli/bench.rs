@@ -780,10 +780,9 @@ mod tests {
     }
 
     fn rounds(args: &[&str]) -> Result<u32, clap::error::ErrorKind> {
-        let cli = crate::cli::Cli::try_parse_from(
-            ["eventfold", "bench", "worker"].iter().chain(args),
-        )
-        .map_err(|e| e.kind())?;
+        let cli =
+            crate::cli::Cli::try_parse_from(["eventfold", "bench", "worker"].iter().chain(args))
+                .map_err(|e| e.kind())?;
         match cli.command {
             crate::cli::Command::Bench {
                 what: BenchWhat::Worker { rounds, .. },
