@@ -348,8 +348,11 @@ async fn worker_in(
             )
             .await?,
         );
+        // The round's database and its log: each round writes a store of its own.
         for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", store_file.display()));
+            let mut file = store_file.clone().into_os_string();
+            file.push(suffix);
+            let _ = std::fs::remove_file(file);
         }
     }
     if rounds > 1 {
