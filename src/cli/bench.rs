@@ -331,29 +331,18 @@ async fn worker_in(
         if rounds > 1 {
             println!("  round {round} of {rounds}:");
         }
-        let store_file = folder.join(format!("store-{round}.db"));
         ratios.push(
             worker_round(
                 &kafka,
                 &pipeline,
-                WorkerRound {
-                    count,
-                    batch_max_events,
-                    round,
-                },
+                &bench,
+                round,
                 registry_url,
                 topic,
-                &pipeline_file,
-                &store_file,
+                folder,
             )
             .await?,
         );
-        // The round's database and its log: each round writes a store of its own.
-        for suffix in ["", "-wal", "-shm"] {
-            let mut file = store_file.clone().into_os_string();
-            file.push(suffix);
-            let _ = std::fs::remove_file(file);
-        }
     }
     if rounds > 1 {
         let list = |values: &[f64]| {
@@ -388,30 +377,25 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// One round of `bench worker`.
-struct WorkerRound {
-    count: usize,
-    batch_max_events: usize,
-    round: u32,
-}
-
-/// Measures a fresh worker (new group, new store at `store_file`) between two raw
-/// consumers of `topic`, and prints the figures.
+/// Measures round `round` of `bench`: a fresh worker (a new group, a new store in `folder`,
+/// removed afterwards) between two raw consumers of `topic`, and prints the figures.
 async fn worker_round(
     kafka: &crate::kafka::KafkaConfig,
     pipeline: &crate::pipeline::Pipeline,
-    round: WorkerRound,
+    bench: &WorkerBench<'_>,
+    round: u32,
     registry_url: &str,
     topic: &str,
-    pipeline_file: &Path,
-    store_file: &Path,
+    folder: &Path,
 ) -> anyhow::Result<RoundRatios> {
-    let WorkerRound {
+    let WorkerBench {
         count,
         batch_max_events,
-        round,
-    } = round;
-    let store = SqliteStore::open(store_file)?;
+        ..
+    } = *bench;
+    let pipeline_file = folder.join("pipeline.yaml");
+    let store_file = folder.join(format!("store-{round}.db"));
+    let store = SqliteStore::open(&store_file)?;
     // Raw: a plain consumer group member counting records, before and after the worker.
     let raw_first = raw_consume(kafka, topic, count).await?;
 
@@ -425,7 +409,7 @@ async fn worker_round(
             topic: topic.to_owned(),
             group_id: format!("{topic}-group-{round}"),
             dead_letter_topic: format!("{topic}-dead-letter"),
-            pipeline: Some(pipeline_file.to_owned()),
+            pipeline: Some(pipeline_file),
             batch_max_events,
             ..WorkerConfig::default()
         },
@@ -487,7 +471,14 @@ async fn worker_round(
         sum(|p| p.dead_lettered),
         sum(|p| p.late),
     );
-    let partials = count_partials(store_file, &pipeline.name)?;
+    let partials = count_partials(&store_file, &pipeline.name)?;
+    // The round's database and its log: each round writes a store of its own.
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = store_file.clone().into_os_string();
+        file.push(suffix);
+        let _ = std::fs::remove_file(file);
+    }
 
     let (first_secs, first_read) = first.unwrap_or((done, 0));
     let worker_rate = (count as u64 - first_read) as f64 / (done - first_secs).max(1e-9);
