@@ -99,6 +99,11 @@ pub fn read_view(
     })
 }
 
+/// The number a zig-zag encoded `z` stands for.
+fn zigzag(z: u64) -> i64 {
+    (z >> 1) as i64 ^ -((z & 1) as i64)
+}
+
 /// A cursor over a datum's bytes that checks every read against the bytes left.
 pub(super) struct DatumReader<'a> {
     pub(super) bytes: &'a [u8],
@@ -110,17 +115,34 @@ impl<'a> DatumReader<'a> {
         DatumError { at: self.at, what }
     }
 
+    #[inline]
     pub(super) fn long(&mut self) -> Result<i64, DatumError> {
+        // Most numbers of a datum (lengths, enum and union indexes) fit one byte.
+        match self.bytes.get(self.at) {
+            Some(&byte) if byte < 0x80 => {
+                self.at += 1;
+                Ok(zigzag(u64::from(byte)))
+            }
+            _ => self.long_of_bytes(),
+        }
+    }
+
+    /// [`DatumReader::long`] of more than one byte (an event's time), or none left: kept
+    /// out of line so the one-byte path inlines small.
+    #[inline(never)]
+    fn long_of_bytes(&mut self) -> Result<i64, DatumError> {
         let mut z: u64 = 0;
-        for shift in (0..64).step_by(7) {
+        let mut shift = 0;
+        while shift < 64 {
             let Some(&byte) = self.bytes.get(self.at) else {
                 return Err(self.fail("the datum ends inside a number".into()));
             };
             self.at += 1;
             z |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
-                return Ok((z >> 1) as i64 ^ -((z & 1) as i64));
+                return Ok(zigzag(z));
             }
+            shift += 7;
         }
         Err(self.fail("a number is longer than 10 bytes".into()))
     }
@@ -136,6 +158,7 @@ impl<'a> DatumReader<'a> {
         Ok(slice)
     }
 
+    #[inline]
     pub(super) fn str(&mut self) -> Result<&'a str, DatumError> {
         let len = self.long()?;
         let start = self.at;
@@ -169,21 +192,22 @@ impl<'a> DatumReader<'a> {
     /// Every entry is checked; the map is kept as its bytes.
     fn string_map(&mut self) -> Result<PropertiesView<'a>, DatumError> {
         let start = self.at;
-        let mut written = 0usize;
+        let (mut written, mut longest) = (0usize, 0usize);
         loop {
             let count = self.long()?;
             if count == 0 {
                 return Ok(PropertiesView::Read {
                     bytes: &self.bytes[start..self.at],
                     written,
+                    longest,
                 });
             }
             if count < 0 {
                 self.long()?;
             }
             for _ in 0..count.unsigned_abs() {
-                self.str()?;
-                self.str()?;
+                let (key, value) = (self.str()?, self.str()?);
+                longest = longest.max(key.len()).max(value.len());
                 written += 1;
             }
         }
@@ -268,6 +292,39 @@ pub(super) mod tests {
         )
         .unwrap();
         assert_eq!(contract_layout(&other), None);
+    }
+
+    #[test]
+    fn reads_numbers_of_one_to_ten_bytes_and_refuses_cut_or_longer_ones() {
+        let read = |bytes: &[u8]| {
+            let mut reader = DatumReader { bytes, at: 0 };
+            reader.long().map(|n| (n, reader.at))
+        };
+        assert_eq!(read(&[0x00, 0x05]), Ok((0, 1)));
+        assert_eq!(read(&[0x01]), Ok((-1, 1)));
+        assert_eq!(read(&[0x7e]), Ok((63, 1)));
+        assert_eq!(read(&[0x7f]), Ok((-64, 1)));
+        assert_eq!(read(&[0x80, 0x01]), Ok((64, 2)));
+        assert_eq!(read(&[0xac, 0x02, 0x7f]), Ok((150, 2)));
+        let max = [0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(read(&max), Ok((i64::MAX, 10)));
+        let min = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+        assert_eq!(read(&min), Ok((i64::MIN, 10)));
+        let fail = |at: usize, what: &str| {
+            Err(DatumError {
+                at,
+                what: what.into(),
+            })
+        };
+        assert_eq!(read(&[]), fail(0, "the datum ends inside a number"));
+        assert_eq!(
+            read(&[0x80, 0xff]),
+            fail(2, "the datum ends inside a number")
+        );
+        assert_eq!(
+            read(&[0x80; 11]),
+            fail(10, "a number is longer than 10 bytes")
+        );
     }
 
     #[test]

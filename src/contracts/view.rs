@@ -46,6 +46,8 @@ pub enum PropertiesView<'a> {
         bytes: &'a [u8],
         /// Entries as written.
         written: usize,
+        /// The length in bytes of the longest key or value.
+        longest: usize,
     },
     /// An owned event's map.
     Map(&'a BTreeMap<String, String>),
