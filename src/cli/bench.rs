@@ -244,6 +244,9 @@ async fn worker(
     result
 }
 
+/// The file, in a bench's temp folder, of the pipeline pointed at the bench's topics.
+pub(super) const PIPELINE_FILE: &str = "pipeline.yaml";
+
 /// What `bench worker` measures.
 struct WorkerBench<'a> {
     count: usize,
@@ -272,7 +275,7 @@ async fn worker_in(
         batch_max_events,
         rounds,
     } = bench;
-    let pipeline_file = folder.join("pipeline.yaml");
+    let pipeline_file = folder.join(PIPELINE_FILE);
     let late_topic = format!("{topic}-late");
     let text = std::fs::read_to_string(pipeline_path)
         .with_context(|| format!("cannot read {}", pipeline_path.display()))?;
@@ -393,7 +396,7 @@ async fn worker_round(
         batch_max_events,
         ..
     } = *bench;
-    let pipeline_file = folder.join("pipeline.yaml");
+    let pipeline_file = folder.join(PIPELINE_FILE);
     let store_file = folder.join(format!("store-{round}.db"));
     let store = SqliteStore::open(&store_file)?;
     // Raw: a plain consumer group member counting records, before and after the worker.

@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::bench::{bench_topic, raw_produce, retarget_pipeline, start_registry};
+use super::bench::{bench_topic, raw_produce, retarget_pipeline, start_registry, PIPELINE_FILE};
 use crate::ingest::{
     router as collector, CollectorConfig, CollectorState, ConsistencyToken, EventGenerator,
     EventProducer, Workload, WorkloadConfig,
@@ -85,7 +85,7 @@ async fn run_in(
     let registry_url = start_registry(settings, run_id, stop).await?;
     let topic = format!("bench-query-{run_id}");
     bench_topic(settings, &topic).await?;
-    let pipeline_file = folder.join("pipeline.yaml");
+    let pipeline_file = folder.join(PIPELINE_FILE);
     let text = std::fs::read_to_string(&args.pipeline)
         .with_context(|| format!("cannot read {}", args.pipeline.display()))?;
     std::fs::write(
