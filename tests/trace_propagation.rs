@@ -42,6 +42,8 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
     ) {
         let mut fields = Fields(BTreeMap::new());
         attrs.record(&mut fields);
+        let level = attrs.metadata().level().to_string();
+        fields.0.insert("level".to_owned(), level);
         self.0
             .lock()
             .unwrap()
@@ -53,7 +55,7 @@ impl<S: tracing::Subscriber> Layer<S> for Capture {
 async fn a_traceparent_travels_from_the_collector_to_the_worker() {
     let spans: Spans = Arc::default();
     let subscriber = tracing_subscriber::registry()
-        .with(Capture(spans.clone()).with_filter(tracing_subscriber::filter::LevelFilter::INFO));
+        .with(Capture(spans.clone()).with_filter(tracing_subscriber::filter::LevelFilter::DEBUG));
     tracing::subscriber::set_global_default(subscriber).unwrap();
 
     let registry = TestRegistry::fresh().await;
@@ -140,6 +142,10 @@ async fn a_traceparent_travels_from_the_collector_to_the_worker() {
         })
         .unwrap_or_else(|| panic!("no worker span with the trace id: {spans:?}"));
     assert_eq!(fold.1.get("parent_span_id"), collect.1.get("span_id"));
+    // The collector's span is recorded at the default filter (info); a worker records its
+    // record spans only when its debug spans are on (at info it reads no headers at all).
+    assert_eq!(collect.1.get("level").map(String::as_str), Some("INFO"));
+    assert_eq!(fold.1.get("level").map(String::as_str), Some("DEBUG"));
     assert_ne!(
         collect.1.get("span_id").map(String::as_str),
         Some("00f067aa0ba902b7"),

@@ -380,9 +380,12 @@ impl Worker {
             );
         }
         cursor.sought = false;
-        // The record's span, when it carries a sampled trace and spans are recorded at all;
-        // no span at all otherwise (a disabled `Span` still costs a call to drop per record).
-        let record_span = tracing::span_enabled!(tracing::Level::INFO)
+        // The record's span, when it carries a sampled trace and the worker's debug spans
+        // are recorded; no span at all otherwise (a disabled `Span` still costs a call to
+        // drop per record). Debug, not info: finding the `traceparent` makes librdkafka
+        // parse every record's headers into allocated copies, which at the default filter
+        // cost the worker a quarter of its throughput (docs/worker.md, eighth round).
+        let record_span = tracing::span_enabled!(tracing::Level::DEBUG)
             .then(|| message.headers())
             .flatten()
             .and_then(|headers| headers.iter().find(|h| h.key == TRACEPARENT))
@@ -390,7 +393,7 @@ impl Worker {
             .and_then(|v| std::str::from_utf8(v).ok())
             .and_then(TraceParent::parse_sampled)
             .map(|parent| {
-                tracing::info_span!("fold_record", trace_id = %parent.trace_id, parent_span_id = %parent.span_id, partition, offset)
+                tracing::debug_span!("fold_record", trace_id = %parent.trace_id, parent_span_id = %parent.span_id, partition, offset)
             });
         let payload = message.payload();
         // A writer schema seen before decodes without waiting; a new one asks the registry.
