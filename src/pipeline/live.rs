@@ -11,7 +11,9 @@ use std::sync::Arc;
 use super::aggregates::Value;
 use super::fold::{EventField, FoldError, FoldInput, Partial};
 use super::spec::{AggregateSpec, Pipeline};
-use super::{AggregateState, SessionTracker, Window, WindowError, WindowGrid, WindowSpec};
+use super::{
+    AggregateState, GridAssignment, SessionTracker, Window, WindowError, WindowGrid, WindowSpec,
+};
 use crate::contracts::{EventType, EventTypeSet};
 
 /// What a batch did to one stored partial.
@@ -81,8 +83,8 @@ struct LiveAggregate {
     removed: Vec<(Window, String)>,
     /// Reused to build group keys.
     group: String,
-    /// Reused to assign windows.
-    windows: Vec<Window>,
+    /// The windows of the last event assigned, reused for the next one in the same hop.
+    assignment: GridAssignment,
 }
 
 /// How an aggregate's events find their windows.
@@ -226,7 +228,7 @@ impl LivePart<'_> {
             session_states,
             removed,
             group,
-            windows,
+            assignment,
         } = &mut **live;
         let Some(value) = inputs.contribution(event, group) else {
             return Ok(());
@@ -308,12 +310,13 @@ impl LivePart<'_> {
                 ));
             }
             Windowing::Grid(grid) => {
-                grid.assign_into(event.occurred_at(), windows)
+                let windows = assignment
+                    .windows(grid, event.occurred_at())
                     .map_err(|source| FoldError::Window {
                         aggregate: aggregate.name.clone(),
                         source,
                     })?;
-                for window in windows.iter() {
+                for window in windows {
                     let groups = windowed.entry(*window).or_default();
                     let live = match groups.get_mut(group.as_str()) {
                         Some(live) => live,
@@ -346,7 +349,7 @@ impl LiveAggregate {
             session_states: HashMap::default(),
             removed: Vec::new(),
             group: String::new(),
-            windows: Vec::new(),
+            assignment: GridAssignment::default(),
         }
     }
 

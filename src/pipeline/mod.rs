@@ -20,6 +20,6 @@ pub use spec::{
     load_pipeline, load_pipelines, parse_pipeline, Pipeline, PipelineError, ProjectionKind,
 };
 pub use windows::{
-    assign, assign_into, combined, last_window, window_is_final, SessionChange, SessionTracker,
-    Watermark, Window, WindowError, WindowGrid, WindowSpec, WindowSpecError,
+    assign, assign_into, combined, last_window, window_is_final, GridAssignment, SessionChange,
+    SessionTracker, Watermark, Window, WindowError, WindowGrid, WindowSpec, WindowSpecError,
 };

@@ -312,6 +312,46 @@ impl WindowGrid {
         windows.reverse();
         Ok(())
     }
+
+    /// The event times `[from, to)` whose windows are exactly `windows` (an assignment,
+    /// earliest first): those in every one of them (from the last's start to the first's
+    /// end) and in no other, neither the one after the last nor the one before the first.
+    /// `None` for no windows, or bounds beyond the timestamp range.
+    fn times_of(&self, windows: &[Window]) -> Option<(i64, i64)> {
+        let (first, last) = (windows.first()?, windows.last()?);
+        let (size, hop) = (i128::from(self.size_ms), i128::from(self.hop_ms));
+        let from = i128::from(last.start_ms).max(i128::from(first.start_ms) - hop + size);
+        let to = (i128::from(last.start_ms) + hop).min(i128::from(first.end_ms));
+        Some((i64::try_from(from).ok()?, i64::try_from(to).ok()?))
+    }
+}
+
+/// A grid's windows of the last event time assigned, kept with the event times they are
+/// exactly the windows of: a stream's consecutive events mostly fall in the same hop, so most
+/// assignments reuse the windows of the one before instead of dividing again.
+#[derive(Debug, Clone, Default)]
+pub struct GridAssignment {
+    windows: Vec<Window>,
+    /// `[from, to)`: the event times whose windows are `windows`.
+    holds: Option<(i64, i64)>,
+}
+
+impl GridAssignment {
+    /// [`WindowGrid::assign_into`]'s windows of `ts_ms` on `grid` (always the same grid).
+    ///
+    /// # Errors
+    /// As [`WindowGrid::assign_into`].
+    pub fn windows(&mut self, grid: &WindowGrid, ts_ms: i64) -> Result<&[Window], WindowError> {
+        if let Some((from, to)) = self.holds {
+            if from <= ts_ms && ts_ms < to {
+                return Ok(&self.windows);
+            }
+        }
+        self.holds = None;
+        grid.assign_into(ts_ms, &mut self.windows)?;
+        self.holds = grid.times_of(&self.windows);
+        Ok(&self.windows)
+    }
 }
 
 /// The latest-ending window [`assign`] gives for `ts_ms` (`None` when it gives none), with the
@@ -1030,6 +1070,34 @@ mod tests {
                     prop_assert_eq!(result, Err(error));
                     prop_assert!(got.is_empty());
                 }
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(512))]
+
+        /// Reusing the last assignment gives exactly what assigning afresh gives, windows
+        /// and errors, for event times near one another, across hops, and at the range's ends.
+        #[test]
+        fn a_reused_assignment_is_a_fresh_one(
+            hop in prop_oneof![1i64..100, 1i64..=i64::MAX],
+            windows in 1i64..=8,
+            extra in 0i64..100,
+            start in any_time(),
+            steps in proptest::collection::vec(-250i64..250, 1..40),
+        ) {
+            let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
+            let spec = WindowSpec::Hopping { size_ms: size as u64, hop_ms: hop as u64 };
+            let grid = WindowGrid::of(&spec).unwrap();
+            let mut reused = GridAssignment::default();
+            let mut ts = start;
+            for step in steps {
+                ts = ts.saturating_add(step);
+                let mut fresh = Vec::new();
+                let expected = grid.assign_into(ts, &mut fresh).map(|()| fresh);
+                let got = reused.windows(&grid, ts).map(<[Window]>::to_vec);
+                prop_assert_eq!(got, expected, "at {}", ts);
             }
         }
     }
