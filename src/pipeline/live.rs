@@ -83,14 +83,12 @@ struct LiveAggregate {
     removed: Vec<(Window, String)>,
     /// Reused to build group keys.
     group: String,
-    /// The windows of the last event assigned, reused for the next one in the same hop.
-    assignment: GridAssignment,
 }
 
 /// How an aggregate's events find their windows.
 enum Windowing {
-    /// Tumbling or hopping windows, on their grid.
-    Grid(WindowGrid),
+    /// Tumbling or hopping windows, on their grid (the last event's reused within its hop).
+    Grid(GridAssignment),
     /// Sessions per group, closed by an inactivity gap.
     Sessions(SessionTracker<String>),
 }
@@ -228,7 +226,6 @@ impl LivePart<'_> {
             session_states,
             removed,
             group,
-            assignment,
         } = &mut **live;
         let Some(value) = inputs.contribution(event, group) else {
             return Ok(());
@@ -309,13 +306,13 @@ impl LivePart<'_> {
                     },
                 ));
             }
-            Windowing::Grid(grid) => {
-                let windows = assignment
-                    .windows(grid, event.occurred_at())
-                    .map_err(|source| FoldError::Window {
+            Windowing::Grid(assignment) => {
+                let windows = assignment.windows(event.occurred_at()).map_err(|source| {
+                    FoldError::Window {
                         aggregate: aggregate.name.clone(),
                         source,
-                    })?;
+                    }
+                })?;
                 for window in windows {
                     let groups = windowed.entry(*window).or_default();
                     let live = match groups.get_mut(group.as_str()) {
@@ -340,7 +337,9 @@ impl LiveAggregate {
             WindowSpec::Session { gap_ms } => SessionTracker::new(gap_ms)
                 .map(Windowing::Sessions)
                 .map_err(WindowError::from),
-            _ => WindowGrid::of(&spec.window).map(Windowing::Grid),
+            _ => {
+                WindowGrid::of(&spec.window).map(|grid| Windowing::Grid(GridAssignment::new(grid)))
+            }
         };
         LiveAggregate {
             inputs: Inputs::new(spec),
@@ -349,7 +348,6 @@ impl LiveAggregate {
             session_states: HashMap::default(),
             removed: Vec::new(),
             group: String::new(),
-            assignment: GridAssignment::default(),
         }
     }
 

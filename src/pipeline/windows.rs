@@ -326,30 +326,41 @@ impl WindowGrid {
     }
 }
 
-/// A grid's windows of the last event time assigned, kept with the event times they are
-/// exactly the windows of: a stream's consecutive events mostly fall in the same hop, so most
-/// assignments reuse the windows of the one before instead of dividing again.
-#[derive(Debug, Clone, Default)]
+/// A grid's assignments for a caller that assigns a stream's events one by one: it keeps the
+/// windows of the last event time with the event times they are exactly the windows of, and
+/// a stream's consecutive events mostly fall in the same hop, so most assignments reuse the
+/// windows of the one before instead of dividing again.
+#[derive(Debug, Clone)]
 pub struct GridAssignment {
+    grid: WindowGrid,
     windows: Vec<Window>,
     /// `[from, to)`: the event times whose windows are `windows`.
     holds: Option<(i64, i64)>,
 }
 
 impl GridAssignment {
-    /// [`WindowGrid::assign_into`]'s windows of `ts_ms` on `grid` (always the same grid).
+    /// Assignments on `grid`, none made yet.
+    pub fn new(grid: WindowGrid) -> Self {
+        GridAssignment {
+            grid,
+            windows: Vec::new(),
+            holds: None,
+        }
+    }
+
+    /// The windows [`WindowGrid::assign_into`] gives `ts_ms`.
     ///
     /// # Errors
     /// As [`WindowGrid::assign_into`].
-    pub fn windows(&mut self, grid: &WindowGrid, ts_ms: i64) -> Result<&[Window], WindowError> {
+    pub fn windows(&mut self, ts_ms: i64) -> Result<&[Window], WindowError> {
         if let Some((from, to)) = self.holds {
             if from <= ts_ms && ts_ms < to {
                 return Ok(&self.windows);
             }
         }
         self.holds = None;
-        grid.assign_into(ts_ms, &mut self.windows)?;
-        self.holds = grid.times_of(&self.windows);
+        self.grid.assign_into(ts_ms, &mut self.windows)?;
+        self.holds = self.grid.times_of(&self.windows);
         Ok(&self.windows)
     }
 }
@@ -1090,13 +1101,13 @@ mod tests {
             let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
             let spec = WindowSpec::Hopping { size_ms: size as u64, hop_ms: hop as u64 };
             let grid = WindowGrid::of(&spec).unwrap();
-            let mut reused = GridAssignment::default();
+            let mut reused = GridAssignment::new(grid);
             let mut ts = start;
             for step in steps {
                 ts = ts.saturating_add(step);
                 let mut fresh = Vec::new();
                 let expected = grid.assign_into(ts, &mut fresh).map(|()| fresh);
-                let got = reused.windows(&grid, ts).map(<[Window]>::to_vec);
+                let got = reused.windows(ts).map(<[Window]>::to_vec);
                 prop_assert_eq!(got, expected, "at {}", ts);
             }
         }
