@@ -68,7 +68,32 @@ pub struct TopK {
     /// refreshes stale entries until the least one is current, and that one is the
     /// smallest count, then the smallest key (every other key's count is at least its
     /// entry's).
-    by_count: BinaryHeap<Reverse<(u64, String)>>,
+    by_count: BinaryHeap<Reverse<Listed>>,
+}
+
+/// An entry of [`TopK`]'s heap: a count a key had, and the key, ordered by count, then key.
+/// `lead` is the key's first eight bytes (zero-padded) as a big-endian number: it orders two
+/// keys as their bytes do wherever they differ there, and ties when they do not, so most ties
+/// at a count are settled by comparing two numbers instead of two strings, and the order
+/// is exactly (count, key).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct Listed {
+    count: u64,
+    lead: u64,
+    key: String,
+}
+
+impl Listed {
+    fn new(count: u64, key: String) -> Self {
+        let mut lead = [0u8; 8];
+        let n = key.len().min(lead.len());
+        lead[..n].copy_from_slice(&key.as_bytes()[..n]);
+        Listed {
+            count,
+            lead: u64::from_be_bytes(lead),
+            key,
+        }
+    }
 }
 
 /// Summaries are equal when they monitor the same keys with the same counters.
@@ -145,18 +170,24 @@ impl TopK {
             count: floor.saturating_add(1),
             error: floor,
         };
-        self.by_count.push(Reverse((counter.count, listed)));
+        self.by_count
+            .push(Reverse(Listed::new(counter.count, listed)));
         self.counters.insert(owned, counter);
     }
 
     /// Takes out the entry of the key to evict: the smallest count, then the smallest key.
     fn pop_smallest(&mut self) -> Option<(u64, String)> {
         loop {
-            let Reverse((count, key)) = self.by_count.pop()?;
-            match self.counters.get(&key) {
-                Some(counter) if counter.count == count => return Some((count, key)),
+            let Reverse(listed) = self.by_count.pop()?;
+            match self.counters.get(&listed.key) {
+                Some(counter) if counter.count == listed.count => {
+                    return Some((listed.count, listed.key))
+                }
                 // Stale: listed again under its current count (larger, so this ends).
-                Some(counter) => self.by_count.push(Reverse((counter.count, key))),
+                Some(counter) => self.by_count.push(Reverse(Listed {
+                    count: counter.count,
+                    ..listed
+                })),
                 // Every entry is a monitored key's; an other one has nothing to evict.
                 None => {}
             }
@@ -191,7 +222,7 @@ impl TopK {
         self.total = self.total.saturating_add(other.total);
         self.by_count = candidates
             .iter()
-            .map(|(key, counter)| Reverse((counter.count, key.clone())))
+            .map(|(key, counter)| Reverse(Listed::new(counter.count, key.clone())))
             .collect();
         self.counters = candidates.into_iter().collect();
     }
@@ -285,7 +316,8 @@ impl TryFrom<TopKRepr> for TopK {
             if top.counters.insert(entry.key.clone(), counter).is_some() {
                 return Err(invalid(format!("top-k key {:?} appears twice", entry.key)));
             }
-            top.by_count.push(Reverse((entry.count, entry.key)));
+            top.by_count
+                .push(Reverse(Listed::new(entry.count, entry.key)));
         }
         Ok(top)
     }
@@ -465,6 +497,25 @@ mod tests {
                 "TopK {name}: top-10 max error bound {max_error}, floor {}",
                 top.floor()
             );
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2048))]
+
+        /// The heap's entries order exactly as (count, key) do: their `lead` never
+        /// contradicts the keys' order (keys sharing, prefixing or differing within their
+        /// first eight bytes, with zero bytes and multi-byte characters).
+        #[test]
+        fn listed_entries_order_as_count_then_key(
+            counts in (0u64..3, 0u64..3),
+            shared in "[ab]{0,10}",
+            tails in ("[ab\\x00é]{0,4}", "[ab\\x00é]{0,4}"),
+        ) {
+            let (a, b) = (format!("{shared}{}", tails.0), format!("{shared}{}", tails.1));
+            let expected = (counts.0, &a).cmp(&(counts.1, &b));
+            let got = Listed::new(counts.0, a.clone()).cmp(&Listed::new(counts.1, b.clone()));
+            prop_assert_eq!(got, expected);
         }
     }
 
