@@ -1057,19 +1057,29 @@ mod tests {
         ]
     }
 
+    /// A hopping grid (its size and hop, and the grid), small or huge, with one to eight
+    /// windows per event and sizes that are not a multiple of the hop.
+    fn any_grid() -> impl Strategy<Value = (i64, i64, WindowGrid)> {
+        (prop_oneof![1i64..100, 1i64..=i64::MAX], 1i64..=8, 0i64..100).prop_map(
+            |(hop, windows, extra)| {
+                let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
+                let spec = WindowSpec::Hopping {
+                    size_ms: size as u64,
+                    hop_ms: hop as u64,
+                };
+                (size, hop, WindowGrid::of(&spec).unwrap())
+            },
+        )
+    }
+
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(1024))]
 
         #[test]
         fn the_grid_assigns_as_i128_arithmetic(
-            hop in prop_oneof![1i64..100, 1i64..=i64::MAX],
-            windows in 1i64..=8,
-            extra in 0i64..100,
+            (size, hop, grid) in any_grid(),
             ts in any_time(),
         ) {
-            let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
-            let spec = WindowSpec::Hopping { size_ms: size as u64, hop_ms: hop as u64 };
-            let grid = WindowGrid::of(&spec).unwrap();
             let mut got = vec![w(1, 2)];
             let result = grid.assign_into(ts, &mut got);
             match windows_in_i128(size, hop, ts) {
@@ -1092,15 +1102,10 @@ mod tests {
         /// and errors, for event times near one another, across hops, and at the range's ends.
         #[test]
         fn a_reused_assignment_is_a_fresh_one(
-            hop in prop_oneof![1i64..100, 1i64..=i64::MAX],
-            windows in 1i64..=8,
-            extra in 0i64..100,
+            (_, _, grid) in any_grid(),
             start in any_time(),
             steps in proptest::collection::vec(-250i64..250, 1..40),
         ) {
-            let size = hop.saturating_mul(windows).saturating_add(extra).max(hop);
-            let spec = WindowSpec::Hopping { size_ms: size as u64, hop_ms: hop as u64 };
-            let grid = WindowGrid::of(&spec).unwrap();
             let mut reused = GridAssignment::new(grid);
             let mut ts = start;
             for step in steps {
