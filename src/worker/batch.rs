@@ -115,12 +115,24 @@ impl BatchEvents {
         });
     }
 
-    /// Makes room for as many events and string bytes as `other` holds.
-    fn reserve_like(&mut self, other: &BatchEvents) {
-        self.kept
-            .reserve(other.kept.len().saturating_sub(self.kept.len()));
-        self.text
-            .reserve(other.text.len().saturating_sub(self.text.len()));
+    /// Makes room for `room` (events, string bytes) in these emptied buffers. A buffer too
+    /// small is replaced, not grown: growing would copy its old room, garbage, first.
+    fn make_room(&mut self, room: BatchRoom) {
+        debug_assert!(self.is_empty(), "room is made in emptied buffers");
+        if self.kept.capacity() < room.events {
+            self.kept = Vec::with_capacity(room.events);
+        }
+        if self.text.capacity() < room.text {
+            self.text = String::with_capacity(room.text);
+        }
+    }
+
+    /// The room these events take.
+    fn room(&self) -> BatchRoom {
+        BatchRoom {
+            events: self.kept.len(),
+            text: self.text.len(),
+        }
     }
 
     /// Empties the buffers, keeping their room, for the next batch.
@@ -366,12 +378,31 @@ impl FoldBatch {
     }
 }
 
+/// How much a batch's event buffers hold: events, and bytes of their strings.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct BatchRoom {
+    events: usize,
+    text: usize,
+}
+
+impl BatchRoom {
+    /// Room for either.
+    fn max(self, other: BatchRoom) -> BatchRoom {
+        BatchRoom {
+            events: self.events.max(other.events),
+            text: self.text.max(other.text),
+        }
+    }
+}
+
 /// Accumulates one partition's records between two commits.
 #[derive(Debug, Clone)]
 pub struct BatchBuilder {
     batch: FoldBatch,
     /// A committed batch's event buffers, emptied, for the next batch.
     spare: Option<BatchEvents>,
+    /// The room of the partition's largest batch so far: every new batch starts with it.
+    largest: BatchRoom,
 }
 
 impl BatchBuilder {
@@ -386,6 +417,7 @@ impl BatchBuilder {
     ) -> Self {
         BatchBuilder {
             spare: None,
+            largest: BatchRoom::default(),
             batch: FoldBatch {
                 topic: topic.to_owned(),
                 partition,
@@ -488,12 +520,13 @@ impl BatchBuilder {
     /// Takes the records held as a batch, with the ids and partial changes to store with
     /// it, and starts an empty one after it.
     pub fn take(&mut self, seen: Vec<u128>, partials: Vec<PartialChange>) -> FoldBatch {
-        // A committed batch's buffers, else new ones, with room for a batch like this one
-        // at least: a partition's batches vary in size (records come a fetch at a time), so
-        // each of its two buffers (one filling, one committing) keeps the larger room and
-        // stops growing once both have seen its largest batch.
+        // A committed batch's buffers, else new ones, with room for the partition's largest
+        // batch so far: its batches vary in size (records come a fetch at a time, and a
+        // backlog's batches ramp up), and a buffer that grows while it fills copies what it
+        // holds into fresh memory, on the fold loop.
+        let largest = self.largest.max(self.batch.events.room());
         let mut room = self.spare.take().unwrap_or_default();
-        room.reserve_like(&self.batch.events);
+        room.make_room(largest);
         let mut next = BatchBuilder::new(
             &self.batch.topic,
             self.batch.partition,
@@ -503,6 +536,7 @@ impl BatchBuilder {
             self.batch.pipeline.clone(),
         );
         next.batch.events = room;
+        next.largest = largest;
         let mut batch = std::mem::replace(self, next).batch;
         batch.seen = seen;
         batch.partials = partials;
@@ -722,7 +756,7 @@ mod tests {
     }
 
     #[test]
-    fn the_next_batch_has_room_for_the_largest_batch_its_buffers_served() {
+    fn the_next_batch_has_room_for_the_largest_batch_of_its_partition() {
         let mut batch = BatchBuilder::new("t", 0, None, 1_000, None, None);
         let push = |batch: &mut BatchBuilder, from: i64, count: i64| {
             for offset in from..from + count {
@@ -745,5 +779,21 @@ mod tests {
             batch.batch.events.text.capacity()
         );
         assert!(batch.batch.events.is_empty());
+        // A small batch after it: the batch after that still starts with room for 500, in
+        // the buffers the large one gives back and in new ones alike.
+        push(&mut batch, 510, 10);
+        batch.recycle(large.events);
+        let small = batch.take(Vec::new(), Vec::new());
+        assert_eq!(small.events.len(), 10);
+        for _ in 0..2 {
+            assert!(
+                batch.batch.events.kept.capacity() >= events
+                    && batch.batch.events.text.capacity() >= text,
+                "room for {} events and {} bytes, not {events} and {text}",
+                batch.batch.events.kept.capacity(),
+                batch.batch.events.text.capacity()
+            );
+            batch.take(Vec::new(), Vec::new());
+        }
     }
 }
