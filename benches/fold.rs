@@ -104,10 +104,11 @@ fn main() {
             let offset = offsets[*partition];
             offsets[*partition] += 1;
             let id = event_id_hash(event.event_id);
-            if !cursor.dedup.record(id) {
+            if !cursor.dedup.claim(id) {
                 cursor.batch.push_duplicate(offset);
                 continue;
             }
+            cursor.dedup.keep(id);
             let late = pipeline
                 .lateness(cursor.batch.max_event_ms(), event.occurred_at)
                 .expect("in range");

@@ -12,7 +12,7 @@ use common::{kafka, unique, wait_for_read, TestRegistry};
 use eventfold::contracts::{EventType, Interaction};
 use eventfold::ingest::{EventGenerator, EventProducer};
 use eventfold::kafka::{ensure_topic, TopicSpec};
-use eventfold::registry::RegistryClient;
+use eventfold::registry::{InteractionEncoder, RegistryClient};
 use eventfold::store::SqliteStore;
 use eventfold::worker::{Worker, WorkerConfig};
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -189,6 +189,58 @@ async fn duplicates_count_once_and_bad_records_are_dead_lettered() {
             ("unknown_id".to_owned(), "unknown_schema_id".to_owned()),
             ("wrong_magic".to_owned(), "wrong_magic_byte".to_owned()),
         ])
+    );
+    stop.cancel();
+    worker.await.unwrap();
+    setup.registry.stop().await;
+}
+
+/// The fold loop claims the `event_id`s of the records it has fetched before it decodes
+/// them, read off their first bytes: a record whose first bytes are an event's and whose rest
+/// is broken is dead-lettered and gives its claim back, so the event's own record right
+/// behind it in the partition is folded, not taken for a duplicate.
+#[tokio::test]
+async fn a_broken_record_does_not_make_the_next_record_with_its_id_a_duplicate() {
+    let setup = Setup::new(1).await;
+    let sent = events(3, 21);
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&dir.path().join("store.db")).unwrap();
+    let (stop, worker) = setup.start_worker(&store).await;
+    // The partition is held once its first record is folded: later records' ids are claimed.
+    setup.produce(&sent[..1]).await;
+    wait_for_read(&store, 1).await;
+    let encoder = InteractionEncoder::new(setup.registry.url.as_str(), &setup.topic);
+    let mut records = Vec::new();
+    for event in &sent[1..] {
+        let whole = encoder.encode(event).await.unwrap();
+        // The framed event cut after its id (one length byte), then an enum index that is
+        // no symbol of EventType (zig-zag 63).
+        assert!(event.event_id.len() < 64);
+        let mut broken = whole[..5 + 1 + event.event_id.len()].to_vec();
+        broken.push(0x7e);
+        records.push((event.user_id.clone(), broken));
+        records.push((event.user_id.clone(), whole));
+    }
+    // Sent together, so the worker fetches and claims them together.
+    let raw: FutureProducer = kafka().producer().create().unwrap();
+    futures::future::try_join_all(records.iter().map(|(key, payload)| {
+        raw.send(
+            FutureRecord::to(&setup.topic).key(key).payload(payload),
+            Duration::from_secs(5),
+        )
+    }))
+    .await
+    .unwrap();
+    wait_for_read(&store, 41).await;
+
+    assert_eq!(
+        store.all_user_event_counts().await.unwrap(),
+        expected_counts(&sent)
+    );
+    assert_eq!(
+        common::fold::accounting(&store).await,
+        (41, 21, 0, 0, 20),
+        "(read, folded, late, duplicates, dead-lettered)"
     );
     stop.cancel();
     worker.await.unwrap();

@@ -99,6 +99,21 @@ pub fn read_view(
     })
 }
 
+/// The bytes of the `event_id` of a framed event written with a contract's layout (each
+/// layout starts with it), found without reading the rest of the datum: a hint, for work that
+/// can start before the event is decoded, which decoding confirms or not (another layout's
+/// first field, or bytes that are not an event). `None` when the payload is not framed or
+/// ends before a first string does.
+pub fn peek_event_id(payload: Option<&[u8]>) -> Option<&[u8]> {
+    let (_, datum) = super::parse_frame(payload).ok()?;
+    let mut r = DatumReader {
+        bytes: datum,
+        at: 0,
+    };
+    let len = r.long().ok()?;
+    r.take(len).ok()
+}
+
 /// The number a zig-zag encoded `z` stands for.
 fn zigzag(z: u64) -> i64 {
     (z >> 1) as i64 ^ -((z & 1) as i64)
@@ -381,6 +396,33 @@ pub(super) mod tests {
                     prop_assert_eq!(direct, general(writer_schema, reader_schema, datum));
                 }
             }
+        }
+
+        /// The peeked `event_id` is the very bytes decoding reads as the event's id, in both
+        /// layouts, and anything that decodes peeks its own id; nothing else panics.
+        #[test]
+        fn the_peeked_event_id_is_where_decoding_reads_it(
+            event in arbitrary_event(),
+            noise in proptest::collection::vec(any::<u8>(), 0..48),
+        ) {
+            let mut v2 = Vec::new();
+            event.write_avro(&mut v2);
+            // v1 is v2 without its last fields: the same first bytes.
+            for datum in [&v2[..], &noise[..]] {
+                let framed = crate::contracts::frame(7, datum);
+                let peeked = peek_event_id(Some(&framed));
+                match read_view(InteractionVersion::V2, InteractionVersion::V2, &framed[5..]) {
+                    Ok(view) => {
+                        let peeked = peeked.expect("a decodable event has a first string");
+                        prop_assert_eq!(peeked, view.event_id.as_bytes());
+                        prop_assert_eq!(peeked.as_ptr(), view.event_id.as_ptr());
+                    }
+                    Err(_) => prop_assert!(datum == &noise[..], "the written event decodes"),
+                }
+            }
+            prop_assert_eq!(peek_event_id(None), None);
+            prop_assert_eq!(peek_event_id(Some(&[1, 0, 0, 0, 7, 2, b'x'])), None, "wrong magic byte");
+            prop_assert_eq!(peek_event_id(Some(&[0, 0, 0, 0, 7, 4, b'x'])), None, "cut string");
         }
 
         #[test]

@@ -13,7 +13,7 @@ mod view;
 mod wire;
 
 pub use bounds::{check_bounds, BoundsError, MAX_EMPTY_ITEMS, MAX_NESTING};
-pub use datum::{contract_layout, read_interaction, read_view, DatumError};
+pub use datum::{contract_layout, peek_event_id, read_interaction, read_view, DatumError};
 pub use event::{Device, EventType, EventTypeSet, Interaction, InteractionError, UNKNOWN_PLATFORM};
 pub use limits::{SizeError, MAX_APP_BYTES, MAX_ID_BYTES, MAX_PROPERTIES, MAX_PROPERTY_BYTES};
 pub use schemas::{

@@ -25,7 +25,7 @@ use super::{
     event_id_hash, BatchBuilder, CommitOutcome, DedupWindow, FoldBatch, FoldStore,
     ProjectionDeltas, WorkerConfig,
 };
-use crate::contracts::{interaction_schema, InteractionVersion};
+use crate::contracts::{interaction_schema, peek_event_id, InteractionVersion};
 use crate::kafka::{ensure_topic, KafkaConfig, TopicSpec};
 use crate::pipeline::{load_pipeline, FoldError, FoldInput, LiveAggregates, LivePart, Pipeline};
 use crate::registry::{InteractionDecoder, RegistryClient};
@@ -90,9 +90,39 @@ struct Committed {
 
 const RETRY_PAUSE: Duration = Duration::from_millis(500);
 
-/// In a backlog, records read between two looks at the running commit, the batch's age and
-/// the shutdown token (the token takes a lock): 64 records take well under a millisecond.
-const LOOK_EVERY: u32 = 64;
+/// In a backlog, the records read ahead and handled as a group, between two looks at the
+/// running commit, the batch's age and the shutdown token (the token takes a lock): 64
+/// records take well under a millisecond. Their `event_id`s are claimed together first
+/// ([`Worker::claim_group`]).
+const GROUP_RECORDS: usize = 64;
+
+/// A record's `event_id`, claimed for it before it is handled ([`DedupWindow::claim`]).
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    hash: u128,
+    /// Whether the claim found the id new.
+    first: bool,
+    /// Where the peeked id lies in the record (address, length): the claim is the decoded
+    /// event's only if its id is these very bytes.
+    at: (usize, usize),
+}
+
+impl Claim {
+    /// Whether `event_id`, decoded from the record, is the id this claim peeked.
+    fn is_of(&self, event_id: &str) -> bool {
+        (event_id.as_ptr() as usize, event_id.len()) == self.at
+    }
+}
+
+/// Releases a claim made for a record that does not join its partition's batch.
+fn release(cursor: &mut Cursor, claim: Option<Claim>) {
+    if let Some(Claim {
+        hash, first: true, ..
+    }) = claim
+    {
+        cursor.dedup.release(hash);
+    }
+}
 
 /// In a backlog a batch is cut when full, when its [`BatchRamp`] says so (and the store is
 /// free), or once it has waited this many lingers (and the store is free): records that are
@@ -217,6 +247,9 @@ impl Worker {
         // (two locks) for every record.
         let mut stream = self.consumer.stream();
         let mut ramp = BatchRamp::new(self.config.batch_max_events);
+        let mut group: Vec<BorrowedMessage<'_>> = Vec::with_capacity(GROUP_RECORDS);
+        let mut claims: Vec<Option<Claim>> = Vec::with_capacity(GROUP_RECORDS);
+        let mut sought: Vec<i32> = Vec::new();
         loop {
             let flush_at = deadline.unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
             tokio::select! {
@@ -234,13 +267,11 @@ impl Worker {
                     ramp.restart();
                 }
                 message = stream.next() => {
-                    let mut next = message;
-                    let mut taken = 0u32;
-                    // Take every record already fetched before going back to the select.
-                    while let Some(message) = next {
-                        taken = taken.wrapping_add(1);
-                        let look = taken % LOOK_EVERY == 0;
-                        let message = match message {
+                    let mut next = Some(message);
+                    // Take every record already fetched before going back to the select, a
+                    // group at a time.
+                    while let Some(Some(first)) = next.take() {
+                        let first = match first {
                             Ok(message) => message,
                             Err(error) => {
                                 tracing::warn!(%error, "Kafka read failed; retrying.");
@@ -256,11 +287,48 @@ impl Worker {
                             ramp.restart();
                             generation = self.context.generation();
                         }
-                        if self.handle(&message, &mut cursors, &shutdown).await {
-                            pending += 1;
-                            deadline.get_or_insert_with(|| Instant::now() + linger);
+                        // The group: records already fetched under this assignment, no more
+                        // than the batch has room for (so it is cut exactly when full).
+                        let room = GROUP_RECORDS
+                            .min(self.config.batch_max_events.saturating_sub(pending))
+                            .max(1);
+                        group.push(first);
+                        while group.len() < room {
+                            match stream.next().now_or_never().flatten() {
+                                Some(Ok(message)) if self.context.generation() == generation => {
+                                    group.push(message);
+                                }
+                                // A new assignment's record opens the next group; an error
+                                // is reported there.
+                                Some(other) => {
+                                    next = Some(Some(other));
+                                    break;
+                                }
+                                None => break,
+                            }
                         }
-                        if look && in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
+                        Self::claim_group(&group, &mut cursors, &mut claims);
+                        sought.clear();
+                        for (message, claim) in group.iter().zip(claims.drain(..)) {
+                            let partition = message.partition();
+                            if sought.contains(&partition) {
+                                // Read before its partition's seek: it is read again after.
+                                if let Some(cursor) = cursors.get_mut(&partition) {
+                                    release(cursor, claim);
+                                }
+                                continue;
+                            }
+                            let was_sought = cursors.get(&partition).is_some_and(|c| c.sought);
+                            if self.handle(message, claim, &mut cursors, &shutdown).await {
+                                pending += 1;
+                                deadline.get_or_insert_with(|| Instant::now() + linger);
+                            }
+                            if !was_sought && cursors.get(&partition).is_some_and(|c| c.sought) {
+                                sought.push(partition);
+                            }
+                        }
+                        group.clear();
+                        if in_flight.as_ref().is_some_and(JoinHandle::is_finished) {
                             self.settle_in_flight(&mut in_flight, &mut cursors).await;
                         }
                         // While records keep coming (a backlog) the batch grows until the
@@ -268,7 +336,7 @@ impl Worker {
                         // the store if still busy), or until it waited a few lingers; once
                         // the fold loop has caught up, the linger's branch of the select
                         // cuts it.
-                        let store_free = look && in_flight.is_none();
+                        let store_free = in_flight.is_none();
                         let overdue = store_free
                             && deadline
                                 .is_some_and(|at| at + linger * BACKLOG_LINGERS <= Instant::now());
@@ -281,15 +349,15 @@ impl Worker {
                             deadline = None;
                             ramp.grow();
                         }
-                        if look && shutdown.is_cancelled() {
+                        if shutdown.is_cancelled() {
                             break;
                         }
                         // A long backlog never leaves this loop: give other tasks their turn
-                        // (a unit of the task's budget per look).
-                        if look {
-                            tokio::task::consume_budget().await;
+                        // (a unit of the task's budget per group).
+                        tokio::task::consume_budget().await;
+                        if next.is_none() {
+                            next = stream.next().now_or_never();
                         }
-                        next = stream.next().now_or_never().flatten();
                     }
                 }
             }
@@ -302,10 +370,39 @@ impl Worker {
         tracing::info!("Worker stopped: batches committed, group left.");
     }
 
-    /// Handles one record; returns whether it joined a batch.
+    /// Claims the `event_id`s of a group's records together, in offset order, for the
+    /// records whose partition is held and whose id can be read off their first bytes: one
+    /// probe of the partition's duplicate set each, made back to back so that their cache
+    /// misses overlap instead of stalling the loop record by record. Hashing first keeps the
+    /// claiming loop short. [`Worker::handle`] keeps or releases each claim.
+    fn claim_group(
+        group: &[BorrowedMessage<'_>],
+        cursors: &mut HashMap<i32, Cursor>,
+        claims: &mut Vec<Option<Claim>>,
+    ) {
+        claims.clear();
+        claims.extend(group.iter().map(|message| {
+            peek_event_id(message.payload()).map(|id| Claim {
+                hash: event_id_hash(id),
+                first: false,
+                at: (id.as_ptr() as usize, id.len()),
+            })
+        }));
+        for (message, slot) in group.iter().zip(claims.iter_mut()) {
+            let cursor = cursors.get_mut(&message.partition());
+            *slot = slot.zip(cursor).map(|(mut claim, cursor)| {
+                claim.first = cursor.dedup.claim(claim.hash);
+                claim
+            });
+        }
+    }
+
+    /// Handles one record, with the claim made for its `event_id` if any; returns whether it
+    /// joined a batch.
     async fn handle(
         &self,
         message: &BorrowedMessage<'_>,
+        claim: Option<Claim>,
         cursors: &mut HashMap<i32, Cursor>,
         shutdown: &CancellationToken,
     ) -> bool {
@@ -357,9 +454,11 @@ impl Worker {
         if offset < expected {
             metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "already_applied")
                 .increment(1);
+            release(cursor, claim);
             return false;
         }
         if offset > expected && !cursor.sought {
+            release(cursor, claim);
             cursor.sought = true;
             if let Err(error) = self.consumer.seek(
                 &self.config.topic,
@@ -413,7 +512,10 @@ impl Worker {
                     Err(error) if error.is_transient() => {
                         tracing::warn!(partition, offset, %error, "Cannot decode yet; retrying.");
                         tokio::select! {
-                            _ = shutdown.cancelled() => return false,
+                            _ = shutdown.cancelled() => {
+                                release(cursor, claim);
+                                return false;
+                            }
                             _ = tokio::time::sleep(RETRY_PAUSE) => continue,
                         }
                     }
@@ -424,14 +526,26 @@ impl Worker {
         let decoded = match decoded {
             Ok(decoded) => decoded,
             Err(error) => {
+                release(cursor, claim);
                 return self
                     .dead_letter_into(cursor, message, error.reason(), error.to_string(), shutdown)
                     .await;
             }
         };
         let event = decoded.view();
-        let id = event_id_hash(event.event_id);
-        if !cursor.dedup.record(id) {
+        let (id, first) = match claim {
+            // The group's claim is this event's: a duplicate then may have become new since,
+            // if the record its id was claimed for first did not join the batch.
+            Some(claim) if claim.is_of(event.event_id) => {
+                (claim.hash, claim.first || cursor.dedup.claim(claim.hash))
+            }
+            other => {
+                release(cursor, other);
+                let id = event_id_hash(event.event_id);
+                (id, cursor.dedup.claim(id))
+            }
+        };
+        if !first {
             cursor.batch.push_duplicate(offset);
             return true;
         }
@@ -441,7 +555,7 @@ impl Worker {
                 match pipeline.lateness(cursor.batch.max_event_ms(), event.occurred_at) {
                     Ok(late) => late,
                     Err(error) => {
-                        cursor.dedup.forget_last(id);
+                        cursor.dedup.release(id);
                         return self
                             .dead_letter_into(
                                 cursor,
@@ -456,9 +570,10 @@ impl Worker {
             }
         };
         if late && !self.copy_late(message, shutdown).await {
-            cursor.dedup.forget_last(id);
+            cursor.dedup.release(id);
             return false;
         }
+        cursor.dedup.keep(id);
         cursor.batch.push_event(offset, &event, ingested_at, late);
         true
     }

@@ -7,9 +7,9 @@ use std::collections::VecDeque;
 
 use rustc_hash::FxHashSet as HashSet;
 
-/// The stable hash of an `event_id` that duplicate detection keeps.
-pub fn event_id_hash(event_id: &str) -> u128 {
-    xxhash_rust::xxh3::xxh3_128(event_id.as_bytes())
+/// The stable hash of an `event_id` (its UTF-8 bytes) that duplicate detection keeps.
+pub fn event_id_hash(event_id: impl AsRef<[u8]>) -> u128 {
+    xxhash_rust::xxh3::xxh3_128(event_id.as_ref())
 }
 
 /// The `event_id` hashes of one batch, as stored: 16 bytes each, big-endian.
@@ -56,29 +56,35 @@ impl DedupWindow {
         self.seen.contains(&hash)
     }
 
-    /// Records an `event_id` hash as seen (in the batch being built); `false` when it was
-    /// seen within the horizon (a duplicate). One probe of the set: the fold loop's hot path.
-    pub fn record(&mut self, hash: u128) -> bool {
-        let first = self.seen.insert(hash);
-        if first {
-            self.pending.push(hash);
-        }
-        first
+    /// Claims an `event_id` hash for a record about to join the batch: `false` when it was
+    /// seen within the horizon, or claimed and not released (a duplicate). One probe of the
+    /// set, the fold loop's cache miss: claims of records already fetched are made together,
+    /// so the misses overlap. A claim is then kept ([`DedupWindow::keep`]) or released
+    /// ([`DedupWindow::release`]).
+    pub fn claim(&mut self, hash: u128) -> bool {
+        self.seen.insert(hash)
     }
 
-    /// Takes back the hash [`DedupWindow::record`] added last, for a record that did not join
-    /// the batch after all (dead-lettered, or not copied to the late topic before shutdown).
-    pub fn forget_last(&mut self, hash: u128) {
-        if self.pending.last() == Some(&hash) {
-            self.pending.pop();
-            self.seen.remove(&hash);
-        }
+    /// Keeps a claimed hash: its record joined the batch being built.
+    pub fn keep(&mut self, hash: u128) {
+        self.pending.push(hash);
     }
 
-    /// Records `event_id`; `false` when it was seen within the horizon (a duplicate).
+    /// Releases a claimed hash whose record did not join the batch (dead-lettered, redelivered,
+    /// read before a seek, or not copied to the late topic before shutdown): it is new again.
+    pub fn release(&mut self, hash: u128) {
+        self.seen.remove(&hash);
+    }
+
+    /// Claims and keeps `event_id`; `false` when it was seen within the horizon (a duplicate).
     #[cfg(test)]
     fn first_time(&mut self, event_id: &str) -> bool {
-        self.record(event_id_hash(event_id))
+        let hash = event_id_hash(event_id);
+        let first = self.claim(hash);
+        if first {
+            self.keep(hash);
+        }
+        first
     }
 
     /// The ids added since the last call, for the batch ending at `last_offset`; forgets
@@ -120,12 +126,13 @@ mod tests {
     fn the_next_batch_of_ids_has_room_for_as_many_as_the_last() {
         let mut window = DedupWindow::default();
         for id in 0..300u128 {
-            assert!(window.record(id));
+            assert!(window.claim(id));
+            window.keep(id);
         }
         assert_eq!(window.take_batch(299, 1_000).len(), 300);
         assert!(window.pending.is_empty());
         assert!(window.pending.capacity() >= 300);
-        assert!(!window.record(7), "still within the horizon");
+        assert!(!window.claim(7), "still within the horizon");
     }
 
     #[test]
@@ -133,7 +140,7 @@ mod tests {
         // Stored hashes must mean the same thing in every build.
         assert_eq!(
             event_id_hash("7d1c0a4e-0000-4000-8000-000000000001"),
-            event_id_hash(&String::from("7d1c0a4e-0000-4000-8000-000000000001"))
+            event_id_hash(String::from("7d1c0a4e-0000-4000-8000-000000000001"))
         );
         assert_eq!(event_id_hash(""), 0x99aa06d3014798d86001c324468d497f);
     }
@@ -170,16 +177,21 @@ mod tests {
     }
 
     #[test]
-    fn a_forgotten_hash_is_new_again_and_leaves_the_batch() {
+    fn a_released_claim_is_new_again_and_only_kept_claims_join_the_batch() {
         let mut window = DedupWindow::default();
-        assert!(window.first_time("a"));
+        let (a, b, c) = (event_id_hash("a"), event_id_hash("b"), event_id_hash("c"));
+        // Claims made together, ahead of the records they are for.
+        assert!(window.claim(a));
+        assert!(window.claim(b));
+        assert!(!window.claim(a), "claimed and not released: a duplicate");
+        assert!(window.claim(c));
+        window.keep(a);
+        window.release(b);
+        window.keep(c);
+        assert!(window.contains(a) && window.contains(c));
+        assert!(!window.contains(b));
+        assert_eq!(window.take_batch(2, 10), vec![a, c]);
         assert!(window.first_time("b"));
-        // Only the hash recorded last can be taken back.
-        window.forget_last(event_id_hash("a"));
-        window.forget_last(event_id_hash("b"));
-        assert!(window.contains(event_id_hash("a")));
-        assert!(!window.contains(event_id_hash("b")));
-        assert_eq!(window.take_batch(1, 10), vec![event_id_hash("a")]);
-        assert!(window.first_time("b"));
+        assert!(!window.first_time("a"));
     }
 }
