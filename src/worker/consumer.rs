@@ -114,6 +114,18 @@ impl Claim {
     }
 }
 
+/// What handling a record did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handled {
+    /// It joined its partition's batch: an event, a duplicate or a dead letter.
+    Joined,
+    /// It did not: redelivered, or not handled before shutdown.
+    Skipped,
+    /// It came after a gap: its partition seeks back to the offset it expects, and the
+    /// records of the partition already taken out after this one are read again.
+    Sought,
+}
+
 /// Releases a claim made for a record that does not join its partition's batch.
 fn release(cursor: &mut Cursor, claim: Option<Claim>) {
     if let Some(Claim {
@@ -318,13 +330,13 @@ impl Worker {
                                 }
                                 continue;
                             }
-                            let was_sought = cursors.get(&partition).is_some_and(|c| c.sought);
-                            if self.handle(message, claim, &mut cursors, &shutdown).await {
-                                pending += 1;
-                                deadline.get_or_insert_with(|| Instant::now() + linger);
-                            }
-                            if !was_sought && cursors.get(&partition).is_some_and(|c| c.sought) {
-                                sought.push(partition);
+                            match self.handle(message, claim, &mut cursors, &shutdown).await {
+                                Handled::Joined => {
+                                    pending += 1;
+                                    deadline.get_or_insert_with(|| Instant::now() + linger);
+                                }
+                                Handled::Sought => sought.push(partition),
+                                Handled::Skipped => {}
                             }
                         }
                         group.clear();
@@ -397,15 +409,14 @@ impl Worker {
         }
     }
 
-    /// Handles one record, with the claim made for its `event_id` if any; returns whether it
-    /// joined a batch.
+    /// Handles one record, with the claim made for its `event_id` if any.
     async fn handle(
         &self,
         message: &BorrowedMessage<'_>,
         claim: Option<Claim>,
         cursors: &mut HashMap<i32, Cursor>,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Handled {
         let partition = message.partition();
         let offset = message.offset();
         // Read first, though needed last: the record was written by librdkafka's thread on
@@ -426,7 +437,7 @@ impl Worker {
                     })
                     .await
                 else {
-                    return false;
+                    return Handled::Skipped;
                 };
                 let batch = BatchBuilder::new(
                     &self.config.topic,
@@ -455,7 +466,7 @@ impl Worker {
             metrics::counter!(names::WORKER_EVENTS_TOTAL, "outcome" => "already_applied")
                 .increment(1);
             release(cursor, claim);
-            return false;
+            return Handled::Skipped;
         }
         if offset > expected && !cursor.sought {
             release(cursor, claim);
@@ -468,7 +479,7 @@ impl Worker {
             ) {
                 tracing::warn!(partition, expected, %error, "Cannot seek to the stored offset.");
             }
-            return false;
+            return Handled::Sought;
         }
         if offset > expected {
             tracing::warn!(
@@ -514,7 +525,7 @@ impl Worker {
                         tokio::select! {
                             _ = shutdown.cancelled() => {
                                 release(cursor, claim);
-                                return false;
+                                return Handled::Skipped;
                             }
                             _ = tokio::time::sleep(RETRY_PAUSE) => continue,
                         }
@@ -547,7 +558,7 @@ impl Worker {
         };
         if !first {
             cursor.batch.push_duplicate(offset);
-            return true;
+            return Handled::Joined;
         }
         let late = match &self.pipeline {
             None => false,
@@ -571,14 +582,14 @@ impl Worker {
         };
         if late && !self.copy_late(message, shutdown).await {
             cursor.dedup.release(id);
-            return false;
+            return Handled::Skipped;
         }
         cursor.dedup.keep(id);
         cursor.batch.push_event(offset, &event, ingested_at, late);
-        true
+        Handled::Joined
     }
 
-    /// Dead-letters a record and counts it in its partition's batch; `false` on shutdown.
+    /// Dead-letters a record and counts it in its partition's batch (skipped on shutdown).
     async fn dead_letter_into(
         &self,
         cursor: &mut Cursor,
@@ -586,12 +597,12 @@ impl Worker {
         reason: &'static str,
         error: String,
         shutdown: &CancellationToken,
-    ) -> bool {
+    ) -> Handled {
         if !self.dead_letter(message, reason, error, shutdown).await {
-            return false;
+            return Handled::Skipped;
         }
         cursor.batch.push_dead_letter(message.offset());
-        true
+        Handled::Joined
     }
 
     /// Copies a late record to the pipeline's late topic (at least once) before it is counted.
