@@ -767,17 +767,20 @@ mod tests {
         let small = batch.take(Vec::new(), Vec::new());
         push(&mut batch, 10, 500);
         let (events, text) = (batch.batch.events.len(), batch.batch.events.text.len());
+        let assert_room = |batch: &BatchBuilder| {
+            let room = &batch.batch.events;
+            assert!(
+                room.kept.capacity() >= events && room.text.capacity() >= text,
+                "room for {} events and {} bytes, not {events} and {text}",
+                room.kept.capacity(),
+                room.text.capacity()
+            );
+        };
         // The buffers given back held 10 events; the batch being cut held 500.
         batch.recycle(small.events);
         let large = batch.take(Vec::new(), Vec::new());
         assert_eq!(large.events.len(), 500);
-        assert!(
-            batch.batch.events.kept.capacity() >= events
-                && batch.batch.events.text.capacity() >= text,
-            "room for {} events and {} bytes, not {events} and {text}",
-            batch.batch.events.kept.capacity(),
-            batch.batch.events.text.capacity()
-        );
+        assert_room(&batch);
         assert!(batch.batch.events.is_empty());
         // A small batch after it: the batch after that still starts with room for 500, in
         // the buffers the large one gives back and in new ones alike.
@@ -786,13 +789,7 @@ mod tests {
         let small = batch.take(Vec::new(), Vec::new());
         assert_eq!(small.events.len(), 10);
         for _ in 0..2 {
-            assert!(
-                batch.batch.events.kept.capacity() >= events
-                    && batch.batch.events.text.capacity() >= text,
-                "room for {} events and {} bytes, not {events} and {text}",
-                batch.batch.events.kept.capacity(),
-                batch.batch.events.text.capacity()
-            );
+            assert_room(&batch);
             batch.take(Vec::new(), Vec::new());
         }
     }
