@@ -681,3 +681,95 @@ async fn a_newer_writers_unknown_enum_symbol_folds_as_unknown_with_the_v2_reader
     folder.stop().await;
     registry.stop().await;
 }
+
+/// v2's text with its `user_id` field moved first: a compatible writer whose layout is no
+/// contract's, so its datum does not start with the `event_id`.
+fn user_first_text() -> String {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(InteractionVersion::V2.text()).expect("v2 is JSON");
+    let fields = schema["fields"].as_array_mut().expect("v2 has fields");
+    let at = fields
+        .iter()
+        .position(|f| f["name"] == "user_id")
+        .expect("v2 has user_id");
+    let user_id = fields.remove(at);
+    fields.insert(0, user_id);
+    schema.to_string()
+}
+
+const RETRIED: usize = 20;
+
+/// A writer with the fields in another order is read by name. And when its record and a
+/// retry of the same event in the contract's layout are fetched together, the first in the
+/// partition is folded and the retry is its duplicate: the fold loop claims the ids of the
+/// records it has fetched off their first bytes before decoding them, and the reordered
+/// record, whose first bytes are its user's id, claims its `event_id` only once decoded,
+/// ahead of the later record's claim.
+#[tokio::test]
+async fn a_reordered_writers_record_is_folded_before_its_retry_in_the_contracts_layout() {
+    let registry = TestRegistry::fresh().await;
+    let topic = topic("evo-order").await;
+    let subject = format!("{topic}-value");
+    let v2_id = register(&registry, &subject, InteractionVersion::V2.text()).await;
+    let user_first_text = user_first_text();
+    let user_first_id = register(&registry, &subject, &user_first_text).await;
+    assert_ne!(v2_id, user_first_id);
+    let v2 = interaction_schema(InteractionVersion::V2).unwrap();
+    let user_first = Schema::parse_str(&user_first_text).unwrap();
+    // Every record carries v2's fields (`Writer::V2`), in one order or the other; one user,
+    // so one partition.
+    let sent_as = |schema: &Schema, id: u32, event: Interaction| Sent {
+        writer: Writer::V2,
+        refund: false,
+        payload: Some(encode(schema, id, Writer::V2, false, &event)),
+        event,
+    };
+
+    let folder = Folder::start(
+        &registry,
+        &topic,
+        &pipeline_yaml(&topic, "interaction/v2.avsc", V2_AGGREGATES),
+    )
+    .await;
+    // The worker holds the partition once its first record is folded: from then on it
+    // claims the ids of the records it fetches together.
+    let first = sent_as(&v2, v2_id, event(0, 1));
+    produce(&registry, &topic, std::slice::from_ref(&first)).await;
+    assert_eq!(folder.wait_for(1).await, (1, 1, 0, 0, 0));
+    // Each event in the reordered layout, then its retry in the contract's layout with
+    // another type (so the folded counts tell which of the two was folded).
+    let pairs: Vec<Sent> = (1..=RETRIED)
+        .flat_map(|i| {
+            let event = event(i, 1);
+            let mut retry = event.clone();
+            let next = TYPES.iter().position(|t| *t == event.event_type).unwrap() + 1;
+            retry.event_type = TYPES[next % TYPES.len()];
+            [
+                sent_as(&user_first, user_first_id, event),
+                sent_as(&v2, v2_id, retry),
+            ]
+        })
+        .collect();
+    produce(&registry, &topic, &pairs).await;
+    let n = 1 + 2 * RETRIED as u64;
+    assert_eq!(
+        folder.wait_for(n).await,
+        (n, 1 + RETRIED as u64, 0, RETRIED as u64, 0),
+        "(read, folded, late, duplicates, dead-lettered)"
+    );
+
+    let read: Vec<Interaction> = std::iter::once(&first)
+        .chain(pairs.iter().step_by(2))
+        .map(|s| s.as_read_by(InteractionVersion::V2))
+        .collect();
+    assert_eq!(
+        folder.counts("per_type").await,
+        expected_counts(&read, per_type)
+    );
+    assert_eq!(
+        folder.store.all_user_event_counts().await.unwrap(),
+        expected_user_counts(&read)
+    );
+    folder.stop().await;
+    registry.stop().await;
+}

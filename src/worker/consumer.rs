@@ -100,6 +100,8 @@ const GROUP_RECORDS: usize = 64;
 #[derive(Debug, Clone, Copy)]
 struct Claim {
     hash: u128,
+    /// The record's partition: whose duplicate set holds the claim.
+    partition: i32,
     /// Whether the claim found the id new.
     first: bool,
     /// Where the peeked id lies in the record (address, length): the claim is the decoded
@@ -124,6 +126,18 @@ enum Handled {
     /// It came after a gap: its partition seeks back to the offset it expects, and the
     /// records of the partition already taken out after this one are read again.
     Sought,
+}
+
+/// Takes `hash` over from a later record of the group whose claim of it in `partition` found
+/// it new: `true` if one did. The record being handled comes first in the partition, so the
+/// id is its own; the later record then is decided again when handled.
+fn take_over(later: &mut [Option<Claim>], partition: i32, hash: u128) -> bool {
+    later
+        .iter_mut()
+        .flatten()
+        .find(|claim| claim.first && claim.hash == hash && claim.partition == partition)
+        .map(|claim| claim.first = false)
+        .is_some()
 }
 
 /// Releases a claim made for a record that does not join its partition's batch.
@@ -321,7 +335,15 @@ impl Worker {
                         }
                         Self::claim_group(&group, &mut cursors, &mut claims);
                         sought.clear();
-                        for (message, claim) in group.iter().zip(claims.drain(..)) {
+                        // Each record's claim, and the claims of the group's records after it.
+                        let mut later = claims.as_mut_slice();
+                        for message in &group {
+                            let Some((claim, rest)) = std::mem::take(&mut later).split_first_mut()
+                            else {
+                                break;
+                            };
+                            later = rest;
+                            let claim = *claim;
                             let partition = message.partition();
                             if sought.contains(&partition) {
                                 // Read before its partition's seek: it is read again after.
@@ -330,7 +352,10 @@ impl Worker {
                                 }
                                 continue;
                             }
-                            match self.handle(message, claim, &mut cursors, &shutdown).await {
+                            match self
+                                .handle(message, claim, later, &mut cursors, &shutdown)
+                                .await
+                            {
                                 Handled::Joined => {
                                     pending += 1;
                                     deadline.get_or_insert_with(|| Instant::now() + linger);
@@ -396,6 +421,7 @@ impl Worker {
         claims.extend(group.iter().map(|message| {
             peek_event_id(message.payload()).map(|id| Claim {
                 hash: event_id_hash(id),
+                partition: message.partition(),
                 first: false,
                 at: (id.as_ptr() as usize, id.len()),
             })
@@ -409,11 +435,13 @@ impl Worker {
         }
     }
 
-    /// Handles one record, with the claim made for its `event_id` if any.
+    /// Handles one record, with the claim made for its `event_id` if any and the claims of the
+    /// group's records after it.
     async fn handle(
         &self,
         message: &BorrowedMessage<'_>,
         claim: Option<Claim>,
+        later: &mut [Option<Claim>],
         cursors: &mut HashMap<i32, Cursor>,
         shutdown: &CancellationToken,
     ) -> Handled {
@@ -550,10 +578,16 @@ impl Worker {
             Some(claim) if claim.is_of(event.event_id) => {
                 (claim.hash, claim.first || cursor.dedup.claim(claim.hash))
             }
+            // Its id could not be peeked (a writer with another layout, whose datum does not
+            // start with the id): claimed now, ahead of any later record of the group that
+            // claimed it off its own first bytes.
             other => {
                 release(cursor, other);
                 let id = event_id_hash(event.event_id);
-                (id, cursor.dedup.claim(id))
+                (
+                    id,
+                    cursor.dedup.claim(id) || take_over(later, partition, id),
+                )
             }
         };
         if !first {
