@@ -578,9 +578,9 @@ impl Worker {
             Some(claim) if claim.is_of(event.event_id) => {
                 (claim.hash, claim.first || cursor.dedup.claim(claim.hash))
             }
-            // Its id could not be peeked (a writer with another layout, whose datum does not
-            // start with the id): claimed now, ahead of any later record of the group that
-            // claimed it off its own first bytes.
+            // No claim was made for this id off the record's first bytes (a writer with another
+            // layout, a copy resolved from another schema, or the partition's first group):
+            // claimed now, ahead of any later record of the group that claimed it off its own.
             other => {
                 release(cursor, other);
                 let id = event_id_hash(event.event_id);
