@@ -426,11 +426,11 @@ impl Worker {
                 at: (id.as_ptr() as usize, id.len()),
             })
         }));
-        for (message, slot) in group.iter().zip(claims.iter_mut()) {
-            let cursor = cursors.get_mut(&message.partition());
-            *slot = slot.zip(cursor).map(|(mut claim, cursor)| {
+        for slot in claims.iter_mut() {
+            *slot = slot.and_then(|mut claim| {
+                let cursor = cursors.get_mut(&claim.partition)?;
                 claim.first = cursor.dedup.claim(claim.hash);
-                claim
+                Some(claim)
             });
         }
     }
